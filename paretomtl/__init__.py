@@ -1,0 +1,21 @@
+"""paretomtl: multi-objective optimisation for multi-task learning.
+
+K tasks give K gradients per step that differ in size, speed and direction;
+paretomtl turns them into one update. Layers (see DESIGN.md): ``paretomtl.solvers``
+works on raw numpy arrays (K x M gradients or their K x K Gram matrix) with numba
+kernels underneath; ``paretomtl.adapters`` connects them to training frameworks.
+
+Importing paretomtl compiles nothing; each numba kernel compiles on first use and is
+cached on disk.
+
+Example:
+    >>> import numpy as np
+    >>> import paretomtl
+    >>> paretomtl.solvers.mgda(np.eye(3)).weights.round(4)
+    array([0.3333, 0.3333, 0.3333])
+"""
+
+from paretomtl import solvers
+
+__version__ = "0.1.0"
+__all__ = ["__version__", "solvers"]

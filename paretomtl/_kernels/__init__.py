@@ -1,0 +1,5 @@
+"""Private numba kernels on small dense K x K float64 arrays (see DESIGN.md, bottom layer).
+
+Importing this package compiles nothing: every kernel is ``@njit(cache=True)`` and is
+compiled on its first call, then loaded from the on-disk cache in later processes.
+"""

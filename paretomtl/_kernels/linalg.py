@@ -1,0 +1,149 @@
+"""Small dense linear algebra on K x K float64 arrays, compiled with numba.
+
+Private: the wrappers in ``paretomtl.solvers`` validate input once and call these on
+contiguous float64 arrays. Nothing here is compiled at import time (``cache=True``
+stores the machine code on disk after the first call).
+"""
+
+import numpy as np
+from numba import njit
+
+# Reassociation lets reductions vectorise. No "nnan"/"ninf": check_gram tests
+# finiteness, which those flags would compile away.
+FAST = {"reassoc", "contract", "nsz", "arcp"}
+
+# Status codes returned by ``check_gram``.
+GRAM_OK = 0
+GRAM_NOT_FINITE = 1
+GRAM_NOT_SYMMETRIC = 2
+GRAM_NOT_PSD = 3
+
+
+@njit(cache=True)
+def check_gram(G, rtol):
+    """Classify a square matrix as a usable Gram matrix.
+
+    Returns ``(status, scale)`` where ``scale = max_i G_ii`` and ``status`` is one of
+    the ``GRAM_*`` codes. Symmetry is accepted within ``rtol * scale`` elementwise;
+    positive semi-definiteness within ``rtol * trace(G)`` on the smallest eigenvalue,
+    tested by a Cholesky factorisation of ``G + rtol * trace(G) * I`` (it exists
+    exactly when every eigenvalue of G exceeds ``-rtol * trace(G)``).
+    """
+    K = G.shape[0]
+    scale = 0.0
+    trace = 0.0
+    for i in range(K):
+        for j in range(K):
+            if not np.isfinite(G[i, j]):
+                return GRAM_NOT_FINITE, 0.0
+        d = G[i, i]
+        trace += d
+        if d > scale:
+            scale = d
+    for i in range(K):
+        if G[i, i] < -rtol * scale:
+            return GRAM_NOT_PSD, scale
+    if scale == 0.0:
+        # All diagonal entries are zero: only the zero matrix is PSD.
+        for i in range(K):
+            for j in range(K):
+                if G[i, j] != 0.0:
+                    return GRAM_NOT_PSD, scale
+        return GRAM_OK, scale
+    for i in range(K):
+        for j in range(i + 1, K):
+            if abs(G[i, j] - G[j, i]) > rtol * scale:
+                return GRAM_NOT_SYMMETRIC, scale
+    if not _shifted_cholesky_exists(G, scale, rtol * trace / scale):
+        return GRAM_NOT_PSD, scale
+    return GRAM_OK, scale
+
+
+@njit(cache=True, fastmath=FAST)
+def _shifted_cholesky_exists(G, scale, shift):
+    """Whether G / scale + shift * I (G finite, symmetrised) has a Cholesky factor."""
+    K = G.shape[0]
+    L = np.zeros((K, K))
+    for j in range(K):
+        s = G[j, j] / scale + shift
+        for p in range(j):
+            s -= L[j, p] * L[j, p]
+        if s <= 0.0:
+            return False
+        L[j, j] = np.sqrt(s)
+        for i in range(j + 1, K):
+            t = 0.5 * (G[i, j] + G[j, i]) / scale
+            for p in range(j):
+                t -= L[i, p] * L[j, p]
+            L[i, j] = t / L[j, j]
+    return True
+
+
+@njit(cache=True, fastmath=FAST)
+def chol_append(R, k, col, diag):
+    """Grow the upper-triangular factor ``R[:k, :k]`` (``R^T R = M``) by one column.
+
+    ``col`` holds the new off-diagonal column of M (length >= k) and ``diag`` its new
+    diagonal entry. The new column of R is written into ``R[:k, k]``; the return value
+    is the squared new pivot ``diag - ||R[:k, k]||^2``. The caller stores its square
+    root in ``R[k, k]`` when it is safely positive. Uses ``col`` as scratch.
+    """
+    # Forward substitution R^T r = col, row-oriented so that R is read by rows.
+    ss = 0.0
+    for p in range(k):
+        rp = col[p] / R[p, p]
+        R[p, k] = rp
+        ss += rp * rp
+        for i in range(p + 1, k):
+            col[i] -= R[p, i] * rp
+    return diag - ss
+
+
+@njit(cache=True, fastmath=FAST)
+def chol_delete(R, k, p):
+    """Remove row/column ``p`` of M from its factor ``R[:k, :k]`` in place.
+
+    Deleting column p of R leaves an upper Hessenberg block; Givens rotations on
+    neighbouring rows restore the triangle. O(k^2).
+    """
+    for j in range(p, k - 1):
+        for i in range(k):
+            R[i, j] = R[i, j + 1]
+    for i in range(k):
+        R[i, k - 1] = 0.0
+    for j in range(p, k - 1):
+        a = R[j, j]
+        b = R[j + 1, j]
+        r = np.hypot(a, b)
+        if r == 0.0:
+            continue
+        c = a / r
+        s = b / r
+        for q in range(j, k - 1):
+            x = R[j, q]
+            y = R[j + 1, q]
+            R[j, q] = c * x + s * y
+            R[j + 1, q] = -s * x + c * y
+        R[j + 1, j] = 0.0
+    for q in range(k):
+        R[k - 1, q] = 0.0
+
+
+@njit(cache=True, fastmath=FAST)
+def chol_solve(R, k, b, out):
+    """Solve ``R^T R x = b`` for the leading ``k`` entries; writes x into ``out``.
+
+    Both triangular solves read R by rows (contiguous), so the inner loops vectorise.
+    """
+    for i in range(k):
+        out[i] = b[i]
+    for p in range(k):
+        y = out[p] / R[p, p]
+        out[p] = y
+        for i in range(p + 1, k):
+            out[i] -= R[p, i] * y
+    for i in range(k - 1, -1, -1):
+        t = out[i]
+        for p in range(i + 1, k):
+            t -= R[i, p] * out[p]
+        out[i] = t / R[i, i]

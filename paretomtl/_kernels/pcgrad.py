@@ -1,0 +1,34 @@
+"""PCGrad's projections carried out on the coefficient matrix in Gram space."""
+
+import numpy as np
+from numba import njit
+
+from paretomtl._kernels.linalg import FAST
+
+
+@njit(cache=True, fastmath=FAST)
+def pcgrad_coefficients(G, orders):
+    """Coefficients A with g_i^PC = sum_j A_ij g_j after PCGrad's projections.
+
+    Row i starts as e_i. For each j in ``orders[i]`` (a permutation of the tasks), if
+    <g_i^PC, g_j> = (A G)_ij < 0, the projection g_i^PC -= <g_i^PC, g_j> / ||g_j||^2 g_j
+    becomes A_ij -= (A G)_ij / G_jj. Returns ``(A, number_of_projections)``;
+    O(K^2 + K P) work for P projections.
+    """
+    K = G.shape[0]
+    A = np.eye(K)
+    r = np.empty(K)  # row i of A G, kept up to date: <g_i^PC, g_j> = r[j]
+    n_proj = 0
+    for i in range(K):
+        for q in range(K):
+            r[q] = G[i, q]
+        for t in range(K):
+            j = orders[i, t]
+            d = r[j]
+            if d < 0.0 and G[j, j] > 0.0:
+                coef = d / G[j, j]
+                A[i, j] -= coef
+                for q in range(K):
+                    r[q] -= coef * G[j, q]  # G symmetric: row j is column j
+                n_proj += 1
+    return A, n_proj

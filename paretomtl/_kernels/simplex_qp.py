@@ -1,0 +1,461 @@
+"""Exact and iterative solvers of the lower-bounded simplex QP on a Gram matrix.
+
+    minimise  w^T G w   subject to  w_i >= c_i,  sum_i w_i = 1
+
+With c = 0 this is MGDA's min-norm problem (the point of the convex hull of the task
+gradients closest to the origin); with c > 0 it is PE-LTR's constrained Pareto step.
+
+The exact solver is Wolfe's minimum-norm-point algorithm (Wolfe, "Finding the nearest
+point in a polytope", Math. Programming 11, 1976), written for the bounded problem
+directly: the "corral" is the set F of free coordinates (w_i > c_i); on F the weights
+solve the equality-constrained problem
+
+    min (c + x)^T G (c + x)   s.t.  x_i = 0 off F,  sum_F x_i = s = 1 - sum c,
+
+whose solution is x_F = nu * M^{-1} 1 - M^{-1} (G c)_F with M = G_FF + 1 1^T and nu
+fixed by the sum. M is positive definite exactly when the gradients in F are affinely
+independent, which Wolfe's rules maintain, so its Cholesky factor is kept and updated
+in O(|F|^2) per added or removed coordinate. A coordinate j enters when its multiplier
+(G w)_j - mu is negative (mu the common value of (G w)_i on F); a minor cycle steps
+towards the affine minimiser and drops the first coordinate that reaches its bound.
+The method terminates in finitely many steps with the exact optimum (up to rounding).
+"""
+
+import numpy as np
+from numba import njit
+
+from paretomtl._kernels.linalg import FAST, chol_append, chol_delete, chol_solve
+
+STATUS_OPTIMAL = 0
+STATUS_MAX_ITER = 1
+STATUS_STALLED = 2  # rounding stops progress; the KKT residual says how close we are
+
+
+@njit(cache=True)
+def kkt_residual(G, w, c):
+    """Return ``(mu, residual)`` for the bounded simplex QP at a feasible ``w``.
+
+    mu is the weighted mean of (G w)_i over the free coordinates (the multiplier of
+    the sum constraint); the residual is the largest violation of
+    (G w)_i >= mu for all i and (G w)_i = mu where w_i > c_i.
+    """
+    K = G.shape[0]
+    Gw = G @ w
+    s = 0.0
+    acc = 0.0
+    for i in range(K):
+        x = w[i] - c[i]
+        if x > 0.0:
+            s += x
+            acc += x * Gw[i]
+    if s <= 0.0:
+        # Every coordinate sits on its bound: any mu <= min (G w)_i satisfies KKT.
+        return np.min(Gw), 0.0
+    mu = acc / s
+    res = 0.0
+    for i in range(K):
+        if w[i] - c[i] > 0.0:
+            r = abs(Gw[i] - mu)
+        else:
+            r = mu - Gw[i]
+        if r > res:
+            res = r
+    return mu, res
+
+
+@njit(cache=True, fastmath=FAST)
+def _affine_minimiser(R, k, e, h, s, u, z, x, shifted):
+    """x = nu M^{-1} 1 - M^{-1} h with nu chosen so that sum(x) = s (h = 0 unless shifted)."""
+    chol_solve(R, k, e, u)
+    su = 0.0
+    sz = 0.0
+    if shifted:
+        chol_solve(R, k, h, z)
+        for i in range(k):
+            sz += z[i]
+    else:
+        for i in range(k):
+            z[i] = 0.0
+    for i in range(k):
+        su += u[i]
+    nu = (s + sz) / su
+    for i in range(k):
+        x[i] = nu * u[i] - z[i]
+
+
+# From this K on, the exact solver first tries the interior solution in one step.
+_INTERIOR_TRY_K = 12
+
+
+@njit(cache=True)
+def _full_factor(G):
+    """Upper factor R (R^T R = G + 1 1^T) by LAPACK, or (False, _) if not PD."""
+    K = G.shape[0]
+    M = G + np.ones((K, K))
+    try:
+        L = np.linalg.cholesky(M)
+    except Exception:  # numba raises LinAlgError as a plain exception
+        return False, np.zeros((1, 1))
+    return True, np.ascontiguousarray(L.T)
+
+
+@njit(cache=True, fastmath=FAST)
+def wolfe(G, c, tol, max_iter):
+    """Exact minimiser of w^T G w over {w >= c, sum w = 1} (Wolfe's corral method).
+
+    G must be symmetric PSD, scaled so that max_i G_ii is about 1; c >= 0 with
+    s = 1 - sum(c) > 0. Returns ``(w, iterations, status)``.
+    """
+    K = G.shape[0]
+    s = 1.0
+    bounded = False
+    for i in range(K):
+        s -= c[i]
+        if c[i] != 0.0:
+            bounded = True
+    Gc = G @ c
+    e = np.ones(K)
+    u = np.empty(K)
+    z = np.empty(K)
+    x = np.empty(K)
+    if K >= _INTERIOR_TRY_K:
+        # Shortcut for the common case of an interior optimum (every w_i > c_i, as for
+        # many roughly orthogonal gradients): one LAPACK factorisation of the full
+        # system instead of K Wolfe iterations. Any other case costs one wasted
+        # O(K^3 / 3) factorisation and proceeds from a vertex as usual.
+        ok, R = _full_factor(G)
+        if ok:
+            _affine_minimiser(R, K, e, Gc, s, u, z, x, bounded)
+            if np.all(x > 0.0):
+                w = c + x
+                S = np.arange(K)
+                _renormalise(w, c, S, K, s)
+                _refine(G, c, w, R, S, K)
+                return w, 1, STATUS_OPTIMAL
+    # Start at the best vertex c + s e_j.
+    j0 = 0
+    best = np.inf
+    for j in range(K):
+        val = 2.0 * Gc[j] + s * G[j, j]
+        if val < best:
+            best = val
+            j0 = j
+    w = c.copy()
+    w[j0] += s
+    R = np.zeros((K, K))
+    S = np.empty(K, dtype=np.int64)
+    in_S = np.zeros(K, dtype=np.bool_)
+    R[0, 0] = np.sqrt(G[j0, j0] + 1.0)
+    S[0] = j0
+    in_S[j0] = True
+    k = 1
+    h = np.empty(K)
+    col = np.empty(K)
+    lam = np.empty(K)
+    Gw = np.empty(K)
+    it = 0
+    status = STATUS_MAX_ITER
+    while it < max_iter:
+        it += 1
+        # Major cycle: is some coordinate off the corral worth freeing?
+        # G w = G c + sum over the corral of (w - c)_q G[q, :] (G symmetric).
+        Gw[:] = Gc
+        for i in range(k):
+            q = S[i]
+            xq = w[q] - c[q]
+            if xq != 0.0:
+                for j in range(K):
+                    Gw[j] += xq * G[q, j]
+        acc = 0.0
+        for i in range(k):
+            acc += (w[S[i]] - c[S[i]]) * Gw[S[i]]
+        mu = acc / s
+        jn = -1
+        best = mu - tol
+        for j in range(K):
+            if not in_S[j] and Gw[j] < best:
+                best = Gw[j]
+                jn = j
+        if jn < 0:
+            status = STATUS_OPTIMAL
+            break
+        for i in range(k):
+            col[i] = G[S[i], jn] + 1.0
+        diag = G[jn, jn] + 1.0
+        piv2 = chol_append(R, k, col, diag)
+        if piv2 <= 1e-12 * diag:
+            # jn lies in the affine hull of the corral to working precision, so its
+            # pivot is rounding noise. Exchange instead: with p_jn = sum_i lam_i p_i
+            # (sum lam = 1), moving weight along e_jn - lam changes the objective at
+            # first order by 2 ((G w)_jn - mu) < 0 and at second order by almost
+            # nothing; go until the first corral member reaches its bound and swap it
+            # for jn (Wolfe's step with the degenerate direction made explicit).
+            for i in range(k):
+                u[i] = R[i, k]
+                R[i, k] = 0.0
+            for i in range(k - 1, -1, -1):
+                t = u[i]
+                for p in range(i + 1, k):
+                    t -= R[i, p] * lam[p]
+                lam[i] = t / R[i, i]
+            t_max = np.inf
+            out = -1
+            for i in range(k):
+                if lam[i] > 0.0:
+                    t = (w[S[i]] - c[S[i]]) / lam[i]
+                    if t < t_max:
+                        t_max = t
+                        out = i
+            # Curvature along the exchange direction d = e_jn - lam.
+            curv = G[jn, jn]
+            for i in range(k):
+                curv -= 2.0 * lam[i] * G[S[i], jn]
+                for p in range(k):
+                    curv += lam[i] * lam[p] * G[S[i], S[p]]
+            slope = mu - Gw[jn]
+            if out < 0 or curv * t_max > slope:
+                # The bound is not reached before the objective turns up: nothing
+                # more can be gained at working precision.
+                status = STATUS_STALLED
+                break
+            for i in range(k):
+                w[S[i]] -= t_max * lam[i]
+            w[S[out]] = c[S[out]]
+            w[jn] = c[jn] + t_max
+            in_S[S[out]] = False
+            S[out] = jn
+            in_S[jn] = True
+            # Refactor the corral from scratch (rare; O(k^3)).
+            ok = True
+            for q in range(k):
+                for p in range(q):
+                    col[p] = G[S[p], S[q]] + 1.0
+                d2 = chol_append(R, q, col, G[S[q], S[q]] + 1.0)
+                if d2 <= 0.0:
+                    ok = False
+                    break
+                R[q, q] = np.sqrt(d2)
+            if not ok:
+                status = STATUS_STALLED
+                break
+            _renormalise(w, c, S, k, s)
+        else:
+            R[k, k] = np.sqrt(piv2)
+            S[k] = jn
+            in_S[jn] = True
+            k += 1
+        # Minor cycles: move to the affine minimiser of the corral, dropping
+        # coordinates that reach their bound on the way.
+        stalled = False
+        while it < max_iter:
+            for i in range(k):
+                h[i] = Gc[S[i]]
+            _affine_minimiser(R, k, e, h, s, u, z, x, bounded)
+            inside = True
+            for i in range(k):
+                if x[i] <= 0.0:
+                    inside = False
+                    break
+            if inside:
+                for i in range(k):
+                    w[S[i]] = c[S[i]] + x[i]
+                _renormalise(w, c, S, k, s)
+                break
+            it += 1
+            theta = 1.0
+            for i in range(k):
+                if x[i] <= 0.0:
+                    cur = w[S[i]] - c[S[i]]
+                    den = cur - x[i]
+                    t = cur / den if den > 0.0 else 0.0
+                    if t < theta:
+                        theta = t
+            for i in range(k):
+                cur = w[S[i]] - c[S[i]]
+                w[S[i]] = c[S[i]] + cur + theta * (x[i] - cur)
+            # Drop every coordinate at (or numerically below) its bound.
+            removed_new = False
+            i = k - 1
+            while i >= 0:
+                j = S[i]
+                if w[j] - c[j] <= 1e-15 * s:
+                    w[j] = c[j]
+                    in_S[j] = False
+                    if j == jn and theta == 0.0:
+                        removed_new = True
+                    chol_delete(R, k, i)
+                    for q in range(i, k - 1):
+                        S[q] = S[q + 1]
+                    k -= 1
+                i -= 1
+            if k == 0:
+                # Rounding removed everything (cannot happen in exact arithmetic):
+                # fall back to the best vertex.
+                w[:] = c
+                w[j0] += s
+                R[0, 0] = np.sqrt(G[j0, j0] + 1.0)
+                S[0] = j0
+                in_S[j0] = True
+                k = 1
+                stalled = True
+                break
+            if removed_new:
+                # The entering coordinate left at once without moving w: the corral
+                # is optimal to working precision.
+                stalled = True
+                break
+            _renormalise(w, c, S, k, s)
+        if stalled:
+            status = STATUS_STALLED
+            break
+    _renormalise(w, c, S, k, s)
+    _refine(G, c, w, R, S, k)
+    return w, it, status
+
+
+@njit(cache=True)
+def _renormalise(w, c, S, k, s):
+    """Rescale the free part of w so that it sums to s exactly."""
+    tot = 0.0
+    for i in range(k):
+        tot += w[S[i]] - c[S[i]]
+    if tot > 0.0:
+        for i in range(k):
+            w[S[i]] = c[S[i]] + (w[S[i]] - c[S[i]]) * (s / tot)
+
+
+@njit(cache=True)
+def _refine(G, c, w, R, S, k):
+    """Iterative refinement of the corral's weights (at most two steps).
+
+    The residual rho_i = (G w)_i - mu on the corral is computed in working precision;
+    the correction solves G_FF d = -rho + t 1 with sum d = 0 through the same factor.
+    A step is kept only when it leaves the weights feasible and lowers the residual.
+    """
+    if k < 2:
+        return
+    e = np.ones(k)
+    rho = np.empty(k)
+    u = np.empty(k)
+    z = np.empty(k)
+    d = np.empty(k)
+    trial = w.copy()
+    _, res = kkt_residual(G, w, c)
+    for _ in range(2):
+        Gw = G @ w
+        s = 0.0
+        acc = 0.0
+        for i in range(k):
+            x = w[S[i]] - c[S[i]]
+            s += x
+            acc += x * Gw[S[i]]
+        mu = acc / s
+        for i in range(k):
+            rho[i] = Gw[S[i]] - mu
+        _affine_minimiser(R, k, e, rho, 0.0, u, z, d, True)
+        trial[:] = w
+        ok = True
+        for i in range(k):
+            v = w[S[i]] + d[i]
+            if v <= c[S[i]]:
+                ok = False
+                break
+            trial[S[i]] = v
+        if not ok:
+            return
+        _renormalise(trial, c, S, k, s)
+        _, res_new = kkt_residual(G, trial, c)
+        if res_new >= res:
+            return
+        w[:] = trial
+        res = res_new
+
+
+@njit(cache=True, fastmath=FAST)
+def frank_wolfe(G, w0, tol, max_iter):
+    """Frank-Wolfe with exact line search for min w^T G w on the simplex.
+
+    Stops when the duality gap w^T G w - min_j (G w)_j is at most ``tol`` or after
+    ``max_iter`` iterations. Returns ``(w, iterations, converged)``.
+    """
+    K = G.shape[0]
+    w = w0.copy()
+    Gw = G @ w
+    it = 0
+    converged = False
+    while True:
+        v = 0.0
+        for i in range(K):
+            v += w[i] * Gw[i]
+        j = 0
+        for i in range(1, K):
+            if Gw[i] < Gw[j]:
+                j = i
+        gap = v - Gw[j]
+        if gap <= tol:
+            converged = True
+            break
+        if it >= max_iter:
+            break
+        it += 1
+        den = v - 2.0 * Gw[j] + G[j, j]
+        gamma = 1.0 if den <= 0.0 else min(1.0, gap / den)
+        for i in range(K):
+            w[i] *= 1.0 - gamma
+            Gw[i] = (1.0 - gamma) * Gw[i] + gamma * G[i, j]
+        w[j] += gamma
+    return w, it, converged
+
+
+@njit(cache=True)
+def solve_exact(G, c, tol, max_iter):
+    """The whole exact route in one compiled call (Python overhead is the budget).
+
+    Scales G by its largest diagonal entry, handles the closed-form cases, runs
+    :func:`wolfe` otherwise, and certifies the answer. ``c`` all zero means MGDA.
+    Returns ``(w, iterations, status, objective, kkt_residual)``; the objective is
+    w^T G w on the caller's scale, the residual relative to max_i G_ii.
+    """
+    K = G.shape[0]
+    s = 1.0
+    bounded = False
+    for i in range(K):
+        s -= c[i]
+        if c[i] != 0.0:
+            bounded = True
+    scale = 0.0
+    n_zero = 0
+    for i in range(K):
+        if G[i, i] > scale:
+            scale = G[i, i]
+        if G[i, i] == 0.0:
+            n_zero += 1
+    it = 0
+    status = STATUS_OPTIMAL
+    if scale <= 0.0 or K == 1 or s <= 0.0:
+        # Zero gradients (every point optimal: take the most even one), one task, or
+        # bounds summing to one (a single feasible point).
+        w = c + max(s, 0.0) / K
+        Gs = G
+    else:
+        Gs = G / scale
+        if not bounded and n_zero > 0:
+            # A zero gradient puts the origin in the hull: spread over the zero rows.
+            w = np.zeros(K)
+            for i in range(K):
+                if G[i, i] == 0.0:
+                    w[i] = 1.0 / n_zero
+        elif not bounded and K == 2:
+            den = Gs[0, 0] + Gs[1, 1] - 2.0 * Gs[0, 1]
+            a = 0.5
+            if den > 0.0:
+                a = min(1.0, max(0.0, (Gs[1, 1] - Gs[0, 1]) / den))
+            w = np.array([a, 1.0 - a])
+        else:
+            w, it, status = wolfe(Gs, c, tol, max_iter)
+    _, res = kkt_residual(Gs, w, c)
+    obj = 0.0
+    for i in range(K):
+        for j in range(K):
+            obj += w[i] * G[i, j] * w[j]
+    return w, it, status, obj, res

@@ -1,0 +1,50 @@
+"""The result object every gradient-space solver returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True, eq=False)
+class SolverResult:
+    """Weights, direction and diagnostics of one solver call.
+
+    Attributes:
+        weights: (K,) float64 combination weights; the direction is ``weights @ grads``.
+        direction: (M,) combined gradient when ``grads`` was given, else None. Its dtype
+            is that of ``grads`` (float32 for float16 input).
+        gram: the K x K float64 Gram matrix the weights were computed from.
+        method: registry name of the method and algorithm, e.g. ``"mgda/exact"``.
+        iterations: iterations of an iterative or active-set algorithm (0 if none).
+        converged: False when an iteration cap stopped the algorithm first.
+        objective: the minimised value where the method has one (``w^T G w`` for MGDA
+            and the Pareto step), else NaN.
+        kkt_residual: largest violation of the method's optimality conditions, relative
+            to ``max_i G_ii`` (NaN where the method is not an optimisation problem).
+        extras: method-specific diagnostics (e.g. PCGrad's number of projections).
+    """
+
+    weights: np.ndarray
+    direction: np.ndarray | None
+    gram: np.ndarray
+    method: str
+    iterations: int = 0
+    converged: bool = True
+    objective: float = float("nan")
+    kkt_residual: float = float("nan")
+    extras: dict = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        w = np.array2string(self.weights, precision=4, separator=", ")
+        d = (
+            "None"
+            if self.direction is None
+            else f"<{self.direction.shape[0]} x {self.direction.dtype}>"
+        )
+        return (
+            f"SolverResult(method={self.method!r}, weights={w}, direction={d}, "
+            f"iterations={self.iterations}, converged={self.converged}, "
+            f"objective={self.objective:.6g}, kkt_residual={self.kkt_residual:.3g})"
+        )
