@@ -57,9 +57,10 @@ def as_grads(grads: object, name: str = "grads") -> np.ndarray:
 def _gram_float64_chunked(J: np.ndarray) -> np.ndarray:
     K, M = J.shape
     G = np.zeros((K, K))
-    for start in range(0, M, _CHUNK):
-        block = J[:, start : start + _CHUNK].astype(np.float64)
-        G += block @ block.T
+    with np.errstate(over="ignore", invalid="ignore"):
+        for start in range(0, M, _CHUNK):
+            block = J[:, start : start + _CHUNK].astype(np.float64)
+            G += block @ block.T
     return G
 
 
@@ -102,18 +103,22 @@ def gram(grads: object, *, accumulate: str = "native") -> np.ndarray:
     J = as_grads(grads)
     if accumulate not in ("native", "float64"):
         raise ValueError(f"accumulate must be 'native' or 'float64'; got {accumulate!r}")
-    if J.dtype == np.float64:
-        G = J @ J.T
-    elif J.dtype == np.float32 and accumulate == "native":
-        G = (J @ J.T).astype(np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):  # non-finite G is handled below
+        if J.dtype == np.float64:
+            G = J @ J.T
+        elif J.dtype == np.float32 and accumulate == "native":
+            G = (J @ J.T).astype(np.float64)
+        else:
+            G = None
+    if G is None:
+        G = _gram_float64_chunked(J)
+    elif J.dtype == np.float32:
         d = np.diagonal(G)
         suspicious = ~np.isfinite(d) | (d < _F32_TINY)
         if suspicious.any():
             rows = np.flatnonzero(suspicious)
             if not np.isfinite(G).all() or any(np.any(J[i]) for i in rows):
                 G = _gram_float64_chunked(J)
-    else:
-        G = _gram_float64_chunked(J)
     if not np.isfinite(G).all():
         _raise_non_finite(J, "grads")
         raise ValueError(
