@@ -1,0 +1,402 @@
+"""Replace ``sum(losses).backward()`` with a paretomtl method, by name."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from paretomtl import solvers
+from paretomtl.adapters.torch._jacobian import (
+    MODES,
+    accumulate_combination,
+    fill_non_finite,
+    gram_matrix,
+    graph_leaves,
+    per_task_grads,
+)
+from paretomtl.solvers import SolverResult
+
+_ON_NON_FINITE = ("raise", "skip")
+
+
+@dataclass(frozen=True, eq=False)
+class StepInfo:
+    """What one aggregated backward did (all numpy, on the CPU).
+
+    Attributes:
+        weights: (K,) weights of the task gradients in the combined gradient.
+        losses: (K,) float64 loss values (divided by the GradScaler's scale, if any).
+        gram: (K, K) float64 Gram matrix of the task gradients at the shared
+            parameters (at the features in representation mode), unscaled; None for
+            loss-weighting methods, which never form the per-task gradients.
+        cosines: (K, K) pairwise cosines of the task gradients (0 where a gradient is
+            zero); None when ``gram`` is None.
+        method: registry name of the method.
+        result: the solver's full result for gradient methods, else None.
+        skipped: True when a non-finite loss or gradient made the step a no-op
+            (``on_nonfinite="skip"``, or a GradScaler was given).
+        reason: why the step was skipped.
+    """
+
+    weights: np.ndarray
+    losses: np.ndarray
+    gram: np.ndarray | None
+    cosines: np.ndarray | None
+    method: str
+    result: SolverResult | None = None
+    skipped: bool = False
+    reason: str | None = None
+
+
+def _cosines(G: np.ndarray) -> np.ndarray:
+    norms = np.sqrt(np.clip(np.diagonal(G), 0.0, None))
+    denom = np.outer(norms, norms)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        C = np.where(denom > 0, G / np.where(denom > 0, denom, 1.0), 0.0)
+    return np.clip(C, -1.0, 1.0)
+
+
+def _as_param_list(params: Iterable[torch.Tensor], name: str) -> list[torch.Tensor]:
+    if isinstance(params, torch.Tensor):
+        params = [params]
+    out = list(params)
+    if not out:
+        raise ValueError(f"{name} is empty; pass the parameters (or tensors) to differentiate")
+    for i, p in enumerate(out):
+        if not isinstance(p, torch.Tensor):
+            raise TypeError(f"{name}[{i}] is a {type(p).__name__}, not a torch.Tensor")
+        if not p.requires_grad:
+            raise ValueError(f"{name}[{i}] does not require grad")
+    return out
+
+
+class Aggregator:
+    """A paretomtl method in a PyTorch training loop, kept between steps.
+
+    Gradient methods (``mgda``, ``pareto-step``, ``pcgrad``, ...) get the per-task
+    gradients of the shared parameters, form their Gram matrix in float64 on the
+    device (a sum of per-tensor products, never a flattened K x M copy), solve for the
+    weights on the CPU (K x K numbers cross over), and write ``sum_i w_i g_i`` into
+    the shared parameters' ``.grad`` on the device, accumulating like autograd.
+    Task-specific parameters (found by walking the autograd graph, or given) get
+    their ordinary gradients from one backward of ``sum(losses)``.
+
+    Stateful loss-weighting methods (``gradnorm``) need no per-task Jacobian: they
+    weight the losses and run one backward of ``sum_i w_i L_i``; GradNorm also takes
+    the per-task gradient norms at ``layer`` (the shared layer W of the paper).
+
+    Per-task gradients (``mode``):
+
+    - ``"autograd"``: one ``torch.autograd.grad`` per task, graph retained between;
+    - ``"batched"``: one call with ``is_grads_batched=True`` (vmap), falling back to
+      ``"autograd"`` with a warning where the model does not support it;
+    - ``"representation"``: gradients w.r.t. the shared ``features`` z passed to
+      :meth:`backward` (Sener & Koltun's MGDA-UB): the method combines those, and one
+      backward of z with the combined gradient fills the trunk.
+
+    Mixed precision: pass the GradScaler as ``scaler=`` and the *unscaled* losses.
+    The adapter scales each loss, aggregates the scaled gradients, and leaves
+    ``.grad`` scaled for ``scaler.step``; the Gram matrix and losses are divided by
+    the scale before the method sees them (MGDA, the Pareto step and PCGrad have
+    scale-invariant weights anyway; GradNorm's step size does not). A non-finite
+    gradient then writes inf into the shared ``.grad`` so that ``scaler.step`` skips
+    the step and ``scaler.update`` lowers the scale, instead of raising.
+
+    Args:
+        method: registry name (see ``paretomtl.solvers.available()``).
+        mode: ``"autograd"``, ``"batched"`` or ``"representation"``.
+        on_nonfinite: ``"raise"`` (default: ValueError naming the task, every
+            ``.grad`` untouched) or ``"skip"`` (no ``.grad`` written,
+            ``info.skipped``).
+        seed: int or Generator for methods with randomness (PCGrad's task orders).
+        options: keyword options for the method (e.g. ``{"lower_bounds": [.2, .2]}``
+            for ``pareto-step``; for ``gradnorm``, its constructor's arguments).
+
+    Example:
+        >>> import torch
+        >>> from paretomtl.adapters.torch import Aggregator
+        >>> trunk, heads = torch.nn.Linear(4, 8), [torch.nn.Linear(8, 1) for _ in range(2)]
+        >>> x = torch.randn(16, 4)
+        >>> losses = [h(torch.relu(trunk(x))).pow(2).mean() for h in heads]
+        >>> agg = Aggregator("mgda")
+        >>> info = agg.backward(losses, trunk.parameters())
+        >>> info.weights.shape, heads[0].weight.grad is not None
+        ((2,), True)
+    """
+
+    def __init__(
+        self,
+        method: str = "mgda",
+        *,
+        mode: str = "autograd",
+        on_nonfinite: str = "raise",
+        seed: int | np.random.Generator | None = None,
+        options: dict | None = None,
+    ) -> None:
+        self.info = solvers.info(method)
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
+        if on_nonfinite not in _ON_NON_FINITE:
+            raise ValueError(f"on_nonfinite must be one of {_ON_NON_FINITE}; got {on_nonfinite!r}")
+        self.method = self.info.name
+        self.mode = mode
+        self.on_nonfinite = on_nonfinite
+        self.options = dict(options or {})
+        self._seed = seed
+        self._rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        self._state = None
+        if self.info.kind == "stateful":
+            self._state_options = dict(self.options)
+        self.reset()
+
+    # -- state -------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget the method's state (a stateful method is rebuilt at its next step)."""
+        self._state = None
+        self.steps = 0
+
+    def state_dict(self) -> dict:
+        """Plain-data state: the method's state, the random generator's, the step."""
+        return {
+            "method": self.method,
+            "steps": self.steps,
+            "rng": self._rng.bit_generator.state,
+            "method_state": None if self._state is None else self._state.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict` output; a resumed run continues bit for bit."""
+        if state["method"] != self.method:
+            raise ValueError(f"state is for method {state['method']!r}, not {self.method!r}")
+        self.steps = int(state["steps"])
+        self._rng.bit_generator.state = state["rng"]
+        if state["method_state"] is None:
+            self._state = None
+        else:
+            K = int(state["method_state"]["num_tasks"])
+            self._state = self._make_state(K)
+            self._state.load_state_dict(state["method_state"])
+
+    def _make_state(self, num_tasks: int):
+        return self.info.obj(num_tasks, **self._state_options)
+
+    # -- the step ------------------------------------------------------------------
+    def backward(
+        self,
+        losses: Sequence[torch.Tensor],
+        shared_params: Iterable[torch.Tensor],
+        *,
+        features: torch.Tensor | Sequence[torch.Tensor] | None = None,
+        task_params: Iterable[torch.Tensor] | None = None,
+        layer: Iterable[torch.Tensor] | None = None,
+        scaler: object | None = None,
+        retain_graph: bool = False,
+    ) -> StepInfo:
+        """Compute the combined gradient of ``losses`` and accumulate it into ``.grad``.
+
+        Args:
+            losses: K scalar loss tensors (unscaled, also under a GradScaler).
+            shared_params: parameters every task uses (the trunk).
+            features: shared features z (tensor or tensors) in representation mode.
+            task_params: task-specific parameters; found from the graph if None.
+            layer: the shared layer W whose gradient norms GradNorm balances.
+            scaler: a ``torch.amp.GradScaler`` (or ``torch.cuda.amp.GradScaler``).
+            retain_graph: keep the graph after the call, as in ``Tensor.backward``.
+
+        Returns:
+            :class:`StepInfo` with the weights, losses, Gram matrix and cosines.
+        """
+        losses = list(losses)
+        K = len(losses)
+        if K == 0:
+            raise ValueError("losses is empty; pass one scalar loss per task")
+        for i, loss in enumerate(losses):
+            if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+                raise ValueError(f"losses[{i}] (task {i}) must be a scalar tensor")
+            if not loss.requires_grad:
+                raise ValueError(f"losses[{i}] (task {i}) does not require grad")
+        shared = _as_param_list(shared_params, "shared_params")
+        scale = 1.0
+        if scaler is not None:
+            scale = float(scaler.get_scale()) if scaler.is_enabled() else 1.0
+            losses = [scaler.scale(loss) for loss in losses]
+        values = torch.stack([loss.detach().reshape(()).to(torch.float64) for loss in losses])
+        values = values.cpu().numpy() / scale
+        bad = ~np.isfinite(values)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            return self._non_finite(f"loss of task {i} is {values[i]}", shared, scaler, values)
+        if self.info.kind == "stateful":
+            return self._loss_weighting(losses, values, shared, layer, scale, scaler, retain_graph)
+        return self._gradient_method(
+            losses, values, shared, features, task_params, scale, scaler, retain_graph
+        )
+
+    def _non_finite(self, why, shared, scaler, values) -> StepInfo:
+        if scaler is not None:
+            fill_non_finite(shared)
+        elif self.on_nonfinite == "raise":
+            raise ValueError(
+                f"non-finite values: {why}; no .grad was changed "
+                f"(pass on_nonfinite='skip' to skip such steps)"
+            )
+        K = len(values)
+        return StepInfo(
+            weights=np.full(K, np.nan),
+            losses=values,
+            gram=None,
+            cosines=None,
+            method=self.method,
+            skipped=True,
+            reason=why,
+        )
+
+    def _gradient_method(
+        self, losses, values, shared, features, task_params, scale, scaler, retain_graph
+    ) -> StepInfo:
+        K = len(losses)
+        if self.mode == "representation":
+            if features is None:
+                raise ValueError("mode='representation' needs features= (the shared z)")
+            inputs = _as_param_list(
+                [features] if isinstance(features, torch.Tensor) else features, "features"
+            )
+            jac = per_task_grads(losses, inputs, "autograd")
+        else:
+            inputs = shared
+            jac = per_task_grads(losses, inputs, self.mode)
+        G = gram_matrix(jac, K)
+        bad = ~np.isfinite(np.diagonal(G))
+        if bad.any() or not np.isfinite(G).all():
+            i = int(np.flatnonzero(bad)[0]) if bad.any() else 0
+            return self._non_finite(f"gradient of task {i} has NaN or Inf", shared, scaler, values)
+        G_unscaled = G / (scale * scale)
+        options = dict(self.options)
+        if self.method == "pcgrad":
+            options.setdefault("seed", self._rng)
+        result = self.info.obj(gram=G_unscaled, **options)
+        weights = result.weights
+        # Task-specific parameters: one ordinary backward of the summed losses.
+        if task_params is None:
+            exclude = {id(t) for t in shared}
+            if features is not None and self.mode == "representation":
+                exclude |= {id(t) for t in inputs}
+            task_list = [t for t in graph_leaves(losses) if id(t) not in exclude]
+        else:
+            task_list = list(task_params)
+        if self.mode == "representation":
+            combined = [
+                None
+                if J is None
+                else torch.tensordot(
+                    torch.as_tensor(weights, dtype=J.dtype, device=J.device), J, dims=1
+                )
+                for J in jac
+            ]
+            pairs = [(z, d) for z, d in zip(inputs, combined, strict=True) if d is not None]
+            trunk = [p for p in shared if p.requires_grad]
+            torch.autograd.backward(
+                [z for z, _ in pairs],
+                grad_tensors=[d for _, d in pairs],
+                inputs=trunk,
+                retain_graph=True if task_list else retain_graph,
+            )
+        else:
+            accumulate_combination(shared, jac, weights)
+        if task_list:
+            torch.autograd.backward(
+                sum(loss.reshape(()) for loss in losses),
+                inputs=task_list,
+                retain_graph=retain_graph,
+            )
+        self.steps += 1
+        return StepInfo(
+            weights=weights,
+            losses=values,
+            gram=G_unscaled,
+            cosines=_cosines(G_unscaled),
+            method=self.method,
+            result=result,
+        )
+
+    def _loss_weighting(self, losses, values, shared, layer, scale, scaler, retain_graph):
+        K = len(losses)
+        if self._state is None:
+            self._state = self._make_state(K)
+        if self._state.num_tasks != K:
+            raise ValueError(
+                f"this {self.method} has {self._state.num_tasks} tasks; got {K} losses"
+            )
+        weights = self._state.weights  # w(t): this step's weights
+        norms = None
+        if self.method == "gradnorm":
+            if layer is None:
+                raise ValueError(
+                    "gradnorm needs layer= (the parameters of the shared layer W whose "
+                    "per-task gradient norms it balances; the paper uses the last shared layer)"
+                )
+            layer_params = _as_param_list(layer, "layer")
+            G_layer = gram_matrix(per_task_grads(losses, layer_params, "autograd"), K)
+            if not np.isfinite(G_layer).all():
+                i = int(np.flatnonzero(~np.isfinite(np.diagonal(G_layer)))[0])
+                return self._non_finite(
+                    f"gradient of task {i} has NaN or Inf", shared, scaler, values
+                )
+            norms = np.sqrt(np.clip(np.diagonal(G_layer), 0.0, None)) / scale
+        # Update first: it validates the losses, so a bad step leaves .grad untouched.
+        if norms is None:
+            self._state.update(values)
+        else:
+            self._state.update(values, norms)
+        total = sum(float(w) * loss.reshape(()) for w, loss in zip(weights, losses, strict=True))
+        total.backward(retain_graph=retain_graph)
+        self.steps += 1
+        return StepInfo(weights=weights, losses=values, gram=None, cosines=None, method=self.method)
+
+
+def backward(
+    losses: Sequence[torch.Tensor],
+    shared_params: Iterable[torch.Tensor],
+    method: str = "mgda",
+    *,
+    mode: str = "autograd",
+    features: torch.Tensor | Sequence[torch.Tensor] | None = None,
+    task_params: Iterable[torch.Tensor] | None = None,
+    scaler: object | None = None,
+    on_nonfinite: str = "raise",
+    seed: int | np.random.Generator | None = None,
+    retain_graph: bool = False,
+    options: dict | None = None,
+) -> StepInfo:
+    """One aggregated backward in place of ``sum(losses).backward()``.
+
+    A stateless shortcut for ``Aggregator(method, ...).backward(...)``; stateful
+    methods (GradNorm) need the :class:`Aggregator` object, kept between steps.
+
+    Example:
+        >>> import torch
+        >>> import paretomtl.adapters.torch as pt
+        >>> trunk, heads = torch.nn.Linear(3, 5), [torch.nn.Linear(5, 1) for _ in range(3)]
+        >>> z = torch.tanh(trunk(torch.randn(8, 3)))
+        >>> losses = [h(z).square().mean() for h in heads]
+        >>> info = pt.backward(losses, trunk.parameters(), method="pcgrad", seed=0)
+        >>> info.gram.shape, trunk.weight.grad.shape
+        ((3, 3), torch.Size([5, 3]))
+    """
+    if solvers.info(method).kind == "stateful":
+        raise ValueError(
+            f"{method!r} keeps state between steps: create Aggregator({method!r}) once "
+            f"and call its backward() every step"
+        )
+    agg = Aggregator(method, mode=mode, on_nonfinite=on_nonfinite, seed=seed, options=options)
+    return agg.backward(
+        losses,
+        shared_params,
+        features=features,
+        task_params=task_params,
+        scaler=scaler,
+        retain_graph=retain_graph,
+    )
