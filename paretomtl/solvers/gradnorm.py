@@ -6,6 +6,9 @@ import numpy as np
 
 from paretomtl.solvers._registry import register
 
+_ADAM_BETAS = (0.9, 0.999)
+_ADAM_EPS = 1e-8
+
 
 def _as_positive_vector(x: object, name: str, K: int, allow_zero: bool = False) -> np.ndarray:
     arr = np.asarray(x, dtype=np.float64)
@@ -44,33 +47,40 @@ class GradNorm:
 
         L_{grad} = \textstyle\sum_i \big| G_i - \bar G\, r_i^{\alpha} \big|,
 
-    treats the targets :math:`\bar G r_i^\alpha` as constants, and takes a gradient
-    step on the weights,
-    :math:`\partial L_{grad} / \partial w_i = \operatorname{sign}(G_i - \bar G r_i^\alpha)\, n_i`:
+    treats the targets :math:`\bar G r_i^\alpha` as constants, and takes an
+    optimiser step on the weights with the gradient
 
     .. math::
 
-        w_i \leftarrow w_i - \eta\, \operatorname{sign}(w_i n_i - \bar G r_i^\alpha)\, n_i,
+        \partial L_{grad} / \partial w_i
+        = \operatorname{sign}(w_i n_i - \bar G r_i^\alpha)\, n_i,
 
     then floors the weights at ``min_weight`` (they must stay positive) and
     renormalises them to sum to K. Nothing here needs a framework: the adapters
     compute :math:`n_i` and call :meth:`update`.
 
+    The optimiser: ``"sgd"`` is :math:`w_i \leftarrow w_i - \eta\,\partial_i`;
+    ``"adam"`` (default) is Adam (Kingma & Ba 2015; beta = (0.9, 0.999), eps =
+    1e-8, bias-corrected), whose steps are about ``lr`` whatever the scale of the
+    gradient norms. With SGD a step is proportional to :math:`n_i`, so tasks whose
+    gradients are 100x larger jump to the floor and back: scale ``lr`` to your norms.
+    The paper trains w with the network's optimiser; Adam is the common choice.
+
     Defaults: ``alpha = 1.5`` (the paper's common choice for real tasks; its
-    synthetic example uses 0.12), ``lr = 0.025`` (plain gradient steps on w; the
-    paper trains w with the network's optimiser). The first call records
+    synthetic example uses 0.12), ``lr = 0.025``. The first call records
     :math:`L_i(0)` unless ``initial_losses`` is given.
 
     Args:
         num_tasks: K >= 1.
         alpha: asymmetry, >= 0 (0 pulls all gradient norms to their mean).
         lr: step size of the weight update, > 0.
+        optimizer: ``"adam"`` or ``"sgd"``.
         initial_losses: optional :math:`L_i(0)`; otherwise the first losses seen.
         min_weight: positive floor applied before renormalising.
 
     Example:
         >>> from paretomtl.solvers import GradNorm
-        >>> gn = GradNorm(2, alpha=1.0, lr=0.1)
+        >>> gn = GradNorm(2, alpha=1.0, lr=0.1, optimizer="sgd")
         >>> gn.update(losses=[1.0, 1.0], grad_norms=[1.0, 3.0])
         array([1.22222222, 0.77777778])
     """
@@ -81,6 +91,7 @@ class GradNorm:
         alpha: float = 1.5,
         lr: float = 0.025,
         *,
+        optimizer: str = "adam",
         initial_losses: object = None,
         min_weight: float = 1e-6,
     ) -> None:
@@ -92,6 +103,9 @@ class GradNorm:
             raise ValueError(f"lr must be finite and > 0; got {lr!r}")
         if not np.isfinite(min_weight) or not 0 < min_weight < 1:
             raise ValueError(f"min_weight must lie in (0, 1); got {min_weight!r}")
+        if optimizer not in ("adam", "sgd"):
+            raise ValueError(f"optimizer must be 'adam' or 'sgd'; got {optimizer!r}")
+        self.optimizer = optimizer
         self.num_tasks = int(num_tasks)
         self.alpha = float(alpha)
         self.lr = float(lr)
@@ -108,6 +122,8 @@ class GradNorm:
         self._weights = np.ones(self.num_tasks)
         self._initial = None if self._given_initial is None else self._given_initial.copy()
         self._step = 0
+        self._m = np.zeros(self.num_tasks)  # Adam's first and second moments
+        self._v = np.zeros(self.num_tasks)
 
     @property
     def weights(self) -> np.ndarray:
@@ -137,10 +153,19 @@ class GradNorm:
         w = self._weights
         Gw = w * n
         target = Gw.mean() * r**self.alpha
-        w = w - self.lr * np.sign(Gw - target) * n
-        w = np.maximum(w, self.min_weight)
-        self._weights = w * (K / w.sum())
+        grad = np.sign(Gw - target) * n
         self._step += 1
+        if self.optimizer == "sgd":
+            step = self.lr * grad
+        else:
+            b1, b2 = _ADAM_BETAS
+            self._m = b1 * self._m + (1 - b1) * grad
+            self._v = b2 * self._v + (1 - b2) * grad * grad
+            m_hat = self._m / (1 - b1**self._step)
+            v_hat = self._v / (1 - b2**self._step)
+            step = self.lr * m_hat / (np.sqrt(v_hat) + _ADAM_EPS)
+        w = np.maximum(w - step, self.min_weight)
+        self._weights = w * (K / w.sum())
         return self.weights
 
     def state_dict(self) -> dict:
@@ -150,6 +175,9 @@ class GradNorm:
             "alpha": self.alpha,
             "lr": self.lr,
             "min_weight": self.min_weight,
+            "optimizer": self.optimizer,
+            "adam_m": self._m.copy(),
+            "adam_v": self._v.copy(),
             "weights": self._weights.copy(),
             "initial_losses": None if self._initial is None else self._initial.copy(),
             "given_initial_losses": (
@@ -167,6 +195,9 @@ class GradNorm:
         self.alpha = float(state["alpha"])
         self.lr = float(state["lr"])
         self.min_weight = float(state["min_weight"])
+        self.optimizer = str(state["optimizer"])
+        self._m = np.array(state["adam_m"], dtype=np.float64)
+        self._v = np.array(state["adam_v"], dtype=np.float64)
         self._weights = np.array(state["weights"], dtype=np.float64)
         init = state["initial_losses"]
         self._initial = None if init is None else np.array(init, dtype=np.float64)

@@ -13,7 +13,7 @@ def test_hand_worked_first_step():
     # n = (1, 3): G_W = w * n = (1, 3), mean 2, targets 2 * r^1 = (2, 2).
     # sign(G_W - target) = (-1, +1): w = (1 + 0.1 * 1, 1 - 0.1 * 3) = (1.1, 0.7).
     # Renormalise to sum 2: (1.1, 0.7) * 2 / 1.8 = (11/9, 7/9).
-    gn = GradNorm(2, alpha=1.0, lr=0.1)
+    gn = GradNorm(2, alpha=1.0, lr=0.1, optimizer="sgd")
     w = gn.update(losses=[1.0, 1.0], grad_norms=[1.0, 3.0])
     np.testing.assert_allclose(w, [11 / 9, 7 / 9], rtol=1e-15)
     np.testing.assert_allclose(gn.initial_losses, [1.0, 1.0])
@@ -25,7 +25,7 @@ def test_hand_worked_second_step_with_training_rates():
     # n = (2, 2): G_W = (22/9, 14/9), Gbar = 2; targets (10/7, 18/7).
     # G_W - target = (22/9 - 10/7, 14/9 - 18/7) = (+, -): w = (11/9 - 0.2, 7/9 + 0.2)
     # = (9.2/9, 8.8/9), sum 2 already (the +-lr*n steps cancel), so no rescale.
-    gn = GradNorm(2, alpha=1.0, lr=0.1)
+    gn = GradNorm(2, alpha=1.0, lr=0.1, optimizer="sgd")
     gn.update([1.0, 1.0], [1.0, 3.0])
     w = gn.update([0.5, 0.9], [2.0, 2.0])
     np.testing.assert_allclose(w, [11 / 9 - 0.2, 7 / 9 + 0.2], rtol=1e-14)
@@ -58,7 +58,7 @@ def reference_step(w, L, L0, n, alpha, lr, floor):
 )
 def test_matches_formula_over_several_steps(data, alpha, lr):
     K, losses, norms = data
-    gn = GradNorm(K, alpha=alpha, lr=lr)
+    gn = GradNorm(K, alpha=alpha, lr=lr, optimizer="sgd")
     w = np.ones(K)
     L0 = np.array(losses[0])
     for L, n in zip(losses, norms[: len(losses)], strict=True):
@@ -69,6 +69,31 @@ def test_matches_formula_over_several_steps(data, alpha, lr):
         assert abs(got.sum() - K) < 1e-12 * K
 
 
+def test_adam_first_steps_hand_worked():
+    # Adam on w with g = sign(w n - target) n. Step 1 as in the SGD case: g = (-1, 3).
+    # m = 0.1 g, v = 0.001 g^2; bias-corrected m_hat = g, v_hat = g^2, so the step is
+    # lr * g / (|g| + 1e-8) ~ lr * sign(g): w = (1 + 0.1, 1 - 0.1) = (1.1, 0.9), sum 2.
+    gn = GradNorm(2, alpha=1.0, lr=0.1)
+    w = gn.update([1.0, 1.0], [1.0, 3.0])
+    np.testing.assert_allclose(w, [1.1, 0.9], rtol=1e-7)
+    # Step 2: losses (1, 1) again, n = (1, 3): G_W = (1.1, 2.7), mean 1.9, targets 1.9;
+    # g = (-1, 3) again. m = 0.9 * 0.1 g + 0.1 g = 0.19 g, m_hat = 0.19 g / 0.19 = g;
+    # v = 0.999 * 0.001 g^2 + 0.001 g^2 = 0.001999 g^2, v_hat = g^2. Step lr * sign(g):
+    # w = (1.2, 0.8).
+    w = gn.update([1.0, 1.0], [1.0, 3.0])
+    np.testing.assert_allclose(w, [1.2, 0.8], rtol=1e-7)
+
+
+def test_adam_steps_do_not_depend_on_the_scale_of_the_norms():
+    a, b = GradNorm(3, lr=0.05), GradNorm(3, lr=0.05)
+    rng = np.random.default_rng(4)
+    for _ in range(20):
+        L, n = rng.uniform(0.5, 2, 3), rng.uniform(0.1, 1, 3)
+        wa = a.update(L, n)
+        wb = b.update(L, 1000.0 * n)
+    np.testing.assert_allclose(wa, wb, rtol=1e-6)
+
+
 def test_equal_norms_and_rates_keep_equal_weights():
     gn = GradNorm(3)
     for _ in range(5):
@@ -77,7 +102,7 @@ def test_equal_norms_and_rates_keep_equal_weights():
 
 
 def test_given_initial_losses_and_reset():
-    gn = GradNorm(2, alpha=1.0, lr=0.1, initial_losses=[2.0, 1.0])
+    gn = GradNorm(2, alpha=1.0, lr=0.1, initial_losses=[2.0, 1.0], optimizer="sgd")
     gn.update([1.0, 1.0], [1.0, 1.0])
     # Ratios (0.5, 1): task 0 trains faster, so r_0 < r_1 and its target is lower.
     assert gn.weights[0] < gn.weights[1]
@@ -92,7 +117,7 @@ def test_state_dict_round_trip_is_exact():
     straight = GradNorm(3, alpha=0.5, lr=0.05)
     for L, n in steps:
         straight.update(L, n)
-    first = GradNorm(3, alpha=0.5, lr=0.05)
+    first = GradNorm(3, alpha=0.5, lr=0.05)  # Adam: its moments are state too
     for L, n in steps[:4]:
         first.update(L, n)
     state = first.state_dict()
@@ -109,7 +134,7 @@ def test_state_dict_round_trip_is_exact():
 
 
 def test_weights_stay_positive_under_large_steps():
-    gn = GradNorm(2, alpha=0.0, lr=10.0)
+    gn = GradNorm(2, alpha=0.0, lr=10.0, optimizer="sgd")
     w = gn.update([1.0, 1.0], [100.0, 0.0])
     assert (w > 0).all()
     assert abs(w.sum() - 2) < 1e-12
@@ -138,7 +163,12 @@ def test_bad_input(losses, norms, match):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"num_tasks": 0}, {"num_tasks": 2, "alpha": -1}, {"num_tasks": 2, "lr": 0}],
+    [
+        {"num_tasks": 0},
+        {"num_tasks": 2, "alpha": -1},
+        {"num_tasks": 2, "lr": 0},
+        {"num_tasks": 2, "optimizer": "rmsprop"},
+    ],
 )
 def test_bad_construction(kwargs):
     with pytest.raises(ValueError):
