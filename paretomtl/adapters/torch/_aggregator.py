@@ -223,8 +223,11 @@ class Aggregator:
         if scaler is not None:
             scale = float(scaler.get_scale()) if scaler.is_enabled() else 1.0
             losses = [scaler.scale(loss) for loss in losses]
-        values = torch.stack([loss.detach().reshape(()).to(torch.float64) for loss in losses])
-        values = values.cpu().numpy() / scale
+        detached = [loss.detach().reshape(()).to(torch.float64) for loss in losses]
+        if len({t.device for t in detached}) == 1:
+            values = torch.stack(detached).cpu().numpy() / scale  # one transfer
+        else:
+            values = np.array([float(t) for t in detached]) / scale
         bad = ~np.isfinite(values)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
@@ -308,7 +311,7 @@ class Aggregator:
             accumulate_combination(shared, jac, weights)
         if task_list:
             torch.autograd.backward(
-                sum(loss.reshape(()) for loss in losses),
+                [loss.reshape(()) for loss in losses],  # summed, across devices too
                 inputs=task_list,
                 retain_graph=retain_graph,
             )
