@@ -3,7 +3,9 @@
 K tasks give K gradients per step that differ in size, speed and direction;
 paretomtl turns them into one update. Layers (see DESIGN.md): ``paretomtl.solvers``
 works on raw numpy arrays (K x M gradients or their K x K Gram matrix) with numba
-kernels underneath; ``paretomtl.adapters`` connects them to training frameworks.
+kernels underneath; ``paretomtl.weighting`` turns the K losses into loss weights
+(uncertainty weighting, DWA, loss normalisations, ...); ``paretomtl.adapters``
+connects them to training frameworks.
 
 Importing paretomtl compiles nothing; each numba kernel compiles on first use and is
 cached on disk.
@@ -15,7 +17,7 @@ Example:
     array([0.3333, 0.3333, 0.3333])
 """
 
-from paretomtl import solvers
+from paretomtl import solvers, weighting
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "solvers"]
+__all__ = ["__version__", "solvers", "weighting"]

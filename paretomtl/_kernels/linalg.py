@@ -20,10 +20,11 @@ GRAM_NOT_PSD = 3
 
 
 @njit(cache=True)
-def check_gram(G, rtol):
-    """Classify a square matrix as a usable Gram matrix.
+def check_gram(G, rtol, out):
+    """Classify a square matrix as a usable Gram matrix; write its symmetric part.
 
-    Returns ``(status, scale)`` where ``scale = max_i G_ii`` and ``status`` is one of
+    ``out`` receives (G + G^T) / 2 when the status is GRAM_OK. Returns
+    ``(status, scale)`` where ``scale = max_i G_ii`` and ``status`` is one of
     the ``GRAM_*`` codes. Symmetry is accepted within ``rtol * scale`` elementwise;
     positive semi-definiteness within ``rtol * trace(G)`` on the smallest eigenvalue,
     tested by a Cholesky factorisation of ``G + rtol * trace(G) * I`` (it exists
@@ -49,34 +50,65 @@ def check_gram(G, rtol):
             for j in range(K):
                 if G[i, j] != 0.0:
                     return GRAM_NOT_PSD, scale
+        out[:, :] = 0.0
         return GRAM_OK, scale
     for i in range(K):
         for j in range(i + 1, K):
             if abs(G[i, j] - G[j, i]) > rtol * scale:
                 return GRAM_NOT_SYMMETRIC, scale
-    if not _shifted_cholesky_exists(G, scale, rtol * trace / scale):
+    shift = rtol * trace / scale
+    M = np.empty((K, K))
+    for i in range(K):
+        for j in range(K):
+            sym = 0.5 * (G[i, j] + G[j, i])
+            out[i, j] = sym
+            M[i, j] = sym / scale
+        M[i, i] += shift
+    ok, _ = chol_factor(M)
+    if not ok:
         return GRAM_NOT_PSD, scale
     return GRAM_OK, scale
 
 
 @njit(cache=True, fastmath=FAST)
-def _shifted_cholesky_exists(G, scale, shift):
-    """Whether G / scale + shift * I (G finite, symmetrised) has a Cholesky factor."""
-    K = G.shape[0]
-    L = np.zeros((K, K))
-    for j in range(K):
-        s = G[j, j] / scale + shift
-        for p in range(j):
-            s -= L[j, p] * L[j, p]
-        if s <= 0.0:
-            return False
-        L[j, j] = np.sqrt(s)
-        for i in range(j + 1, K):
-            t = 0.5 * (G[i, j] + G[j, i]) / scale
-            for p in range(j):
-                t -= L[i, p] * L[j, p]
-            L[i, j] = t / L[j, j]
-    return True
+def chol_factor(M):
+    """Upper-triangular R with R^T R = M, as ``(ok, R)``; ok is False if M is not PD.
+
+    Right-looking and row-oriented (vectorises), single-threaded on purpose: LAPACK's
+    threaded factorisation of a 128 x 128 matrix slows down tenfold when the other
+    cores are busy (a training loop's data loaders), this does not.
+    """
+    n = M.shape[0]
+    R = M.copy()
+    for k in range(n):
+        d = R[k, k]
+        if not d > 0.0:
+            return False, R
+        d = np.sqrt(d)
+        R[k, k] = d
+        inv = 1.0 / d
+        for j in range(k + 1, n):
+            R[k, j] *= inv
+        for i in range(k + 1, n):
+            rki = R[k, i]
+            if rki != 0.0:
+                for j in range(i, n):
+                    R[i, j] -= rki * R[k, j]
+    for i in range(n):
+        for j in range(i):
+            R[i, j] = 0.0
+    return True, R
+
+
+@njit(cache=True, fastmath=FAST)
+def matvec(G, x, out):
+    """out = G @ x with plain loops (no BLAS threads for small matrices)."""
+    n = G.shape[0]
+    for i in range(n):
+        t = 0.0
+        for j in range(n):
+            t += G[i, j] * x[j]
+        out[i] = t
 
 
 @njit(cache=True, fastmath=FAST)

@@ -24,7 +24,14 @@ The method terminates in finitely many steps with the exact optimum (up to round
 import numpy as np
 from numba import njit
 
-from paretomtl._kernels.linalg import FAST, chol_append, chol_delete, chol_solve
+from paretomtl._kernels.linalg import (
+    FAST,
+    chol_append,
+    chol_delete,
+    chol_factor,
+    chol_solve,
+    matvec,
+)
 
 STATUS_OPTIMAL = 0
 STATUS_MAX_ITER = 1
@@ -40,7 +47,8 @@ def kkt_residual(G, w, c):
     (G w)_i >= mu for all i and (G w)_i = mu where w_i > c_i.
     """
     K = G.shape[0]
-    Gw = G @ w
+    Gw = np.empty(K)
+    matvec(G, w, Gw)
     s = 0.0
     acc = 0.0
     for i in range(K):
@@ -83,28 +91,65 @@ def _affine_minimiser(R, k, e, h, s, u, z, x, shifted):
         x[i] = nu * u[i] - z[i]
 
 
-# From this K on, the exact solver first tries the interior solution in one step.
-_INTERIOR_TRY_K = 12
+# From this K on, the exact solver starts from a guessed corral (see _warm_start).
+_WARM_START_K = 12
 
 
 @njit(cache=True)
-def _full_factor(G):
-    """Upper factor R (R^T R = G + 1 1^T) by LAPACK, or (False, _) if not PD."""
+def _warm_start(G, c, Gc, s, bounded, aug, w, R, S, in_S):
+    """Guess the optimal corral from the equality-constrained optimum; return its size.
+
+    Solve the affine problem on all coordinates (one LAPACK factorisation); keep the
+    coordinates whose solution is positive and solve again, until every coordinate
+    is positive. The result, the affine minimiser of its corral with positive
+    weights, is a valid state of Wolfe's method, often close to the optimum (exactly
+    it when the optimum is interior, as for many roughly orthogonal gradients).
+    Returns 0, leaving the buffers alone, when a system is singular (rank-deficient
+    G): the caller then starts from a vertex.
+    """
     K = G.shape[0]
-    M = G + np.ones((K, K))
-    try:
-        L = np.linalg.cholesky(M)
-    except Exception:  # numba raises LinAlgError as a plain exception
-        return False, np.zeros((1, 1))
-    return True, np.ascontiguousarray(L.T)
+    idx = np.arange(K)
+    e = np.ones(K)
+    for _ in range(8):
+        n = idx.size
+        M = np.empty((n, n))
+        h = np.empty(n)
+        for a in range(n):
+            h[a] = Gc[idx[a]]
+            for b in range(n):
+                M[a, b] = G[idx[a], idx[b]] + aug
+        ok, Rs = chol_factor(M)
+        if not ok:
+            return 0
+        u = np.empty(n)
+        z = np.empty(n)
+        x = np.empty(n)
+        _affine_minimiser(Rs, n, e, h, s, u, z, x, bounded)
+        if np.all(x > 0.0):
+            w[:] = c
+            in_S[:] = False
+            for a in range(n):
+                w[idx[a]] += x[a]
+                S[a] = idx[a]
+                in_S[idx[a]] = True
+                for b in range(n):
+                    R[a, b] = Rs[a, b]
+            return n
+        idx = idx[x > 0.0]
+        if idx.size == 0:
+            return 0
+    return 0
 
 
 @njit(cache=True, fastmath=FAST)
-def wolfe(G, c, tol, max_iter):
+def wolfe(G, c, tol, max_iter, aug):
     """Exact minimiser of w^T G w over {w >= c, sum w = 1} (Wolfe's corral method).
 
     G must be symmetric PSD, scaled so that max_i G_ii is about 1; c >= 0 with
-    s = 1 - sum(c) > 0. Returns ``(w, iterations, status)``.
+    s = 1 - sum(c) > 0. The corral's systems use M = G_FF + aug 1 1^T: any aug > 0
+    gives the same affine minimiser, and aug of the order of the corral's squared
+    norms keeps M well conditioned (1 for ordinary problems; the optimum's value
+    when it is far below max_i G_ii). Returns ``(w, iterations, status)``.
     """
     K = G.shape[0]
     s = 1.0
@@ -113,42 +158,33 @@ def wolfe(G, c, tol, max_iter):
         s -= c[i]
         if c[i] != 0.0:
             bounded = True
-    Gc = G @ c
+    Gc = np.empty(K)
+    matvec(G, c, Gc)
     e = np.ones(K)
     u = np.empty(K)
     z = np.empty(K)
     x = np.empty(K)
-    if K >= _INTERIOR_TRY_K:
-        # Shortcut for the common case of an interior optimum (every w_i > c_i, as for
-        # many roughly orthogonal gradients): one LAPACK factorisation of the full
-        # system instead of K Wolfe iterations. Any other case costs one wasted
-        # O(K^3 / 3) factorisation and proceeds from a vertex as usual.
-        ok, R = _full_factor(G)
-        if ok:
-            _affine_minimiser(R, K, e, Gc, s, u, z, x, bounded)
-            if np.all(x > 0.0):
-                w = c + x
-                S = np.arange(K)
-                _renormalise(w, c, S, K, s)
-                _refine(G, c, w, R, S, K)
-                return w, 1, STATUS_OPTIMAL
-    # Start at the best vertex c + s e_j.
-    j0 = 0
-    best = np.inf
-    for j in range(K):
-        val = 2.0 * Gc[j] + s * G[j, j]
-        if val < best:
-            best = val
-            j0 = j
     w = c.copy()
-    w[j0] += s
     R = np.zeros((K, K))
     S = np.empty(K, dtype=np.int64)
     in_S = np.zeros(K, dtype=np.bool_)
-    R[0, 0] = np.sqrt(G[j0, j0] + 1.0)
-    S[0] = j0
-    in_S[j0] = True
-    k = 1
+    k = 0
+    if K >= _WARM_START_K:
+        k = _warm_start(G, c, Gc, s, bounded, aug, w, R, S, in_S)
+    if k == 0:
+        # Start at the best vertex c + s e_j.
+        j0 = 0
+        best = np.inf
+        for j in range(K):
+            val = 2.0 * Gc[j] + s * G[j, j]
+            if val < best:
+                best = val
+                j0 = j
+        w[j0] += s
+        R[0, 0] = np.sqrt(G[j0, j0] + aug)
+        S[0] = j0
+        in_S[j0] = True
+        k = 1
     h = np.empty(K)
     col = np.empty(K)
     lam = np.empty(K)
@@ -180,8 +216,8 @@ def wolfe(G, c, tol, max_iter):
             status = STATUS_OPTIMAL
             break
         for i in range(k):
-            col[i] = G[S[i], jn] + 1.0
-        diag = G[jn, jn] + 1.0
+            col[i] = G[S[i], jn] + aug
+        diag = G[jn, jn] + aug
         piv2 = chol_append(R, k, col, diag)
         if piv2 <= 1e-12 * diag:
             # jn lies in the affine hull of the corral to working precision, so its
@@ -229,8 +265,8 @@ def wolfe(G, c, tol, max_iter):
             ok = True
             for q in range(k):
                 for p in range(q):
-                    col[p] = G[S[p], S[q]] + 1.0
-                d2 = chol_append(R, q, col, G[S[q], S[q]] + 1.0)
+                    col[p] = G[S[p], S[q]] + aug
+                d2 = chol_append(R, q, col, G[S[q], S[q]] + aug)
                 if d2 <= 0.0:
                     ok = False
                     break
@@ -290,12 +326,12 @@ def wolfe(G, c, tol, max_iter):
                 i -= 1
             if k == 0:
                 # Rounding removed everything (cannot happen in exact arithmetic):
-                # fall back to the best vertex.
+                # fall back to the entering vertex.
                 w[:] = c
-                w[j0] += s
-                R[0, 0] = np.sqrt(G[j0, j0] + 1.0)
-                S[0] = j0
-                in_S[j0] = True
+                w[jn] += s
+                R[0, 0] = np.sqrt(G[jn, jn] + aug)
+                S[0] = jn
+                in_S[jn] = True
                 k = 1
                 stalled = True
                 break
@@ -340,9 +376,10 @@ def _refine(G, c, w, R, S, k):
     z = np.empty(k)
     d = np.empty(k)
     trial = w.copy()
+    Gw = np.empty(w.size)
     _, res = kkt_residual(G, w, c)
     for _ in range(2):
-        Gw = G @ w
+        matvec(G, w, Gw)
         s = 0.0
         acc = 0.0
         for i in range(k):
@@ -380,7 +417,8 @@ def frank_wolfe(G, w0, tol, max_iter):
     """
     K = G.shape[0]
     w = w0.copy()
-    Gw = G @ w
+    Gw = np.empty(K)
+    matvec(G, w, Gw)
     it = 0
     converged = False
     while True:
@@ -405,6 +443,27 @@ def frank_wolfe(G, w0, tol, max_iter):
             Gw[i] = (1.0 - gamma) * Gw[i] + gamma * G[i, j]
         w[j] += gamma
     return w, it, converged
+
+
+# 1 - sum(c) at or below this is rounding: the bounds pin the weights to c.
+_PINNED = 1e-13
+
+# Squared norms (relative to max_i G_ii) of the answer's gradients below which
+# solve_exact solves again at their scale.
+_SMALL_CORRAL = 1e-4
+
+
+@njit(cache=True, fastmath=FAST)
+def _objective(G, w):
+    K = G.shape[0]
+    v = 0.0
+    for i in range(K):
+        if w[i] != 0.0:
+            t = 0.0
+            for j in range(K):
+                t += G[i, j] * w[j]
+            v += w[i] * t
+    return v
 
 
 @njit(cache=True)
@@ -432,10 +491,13 @@ def solve_exact(G, c, tol, max_iter):
             n_zero += 1
     it = 0
     status = STATUS_OPTIMAL
-    if scale <= 0.0 or K == 1 or s <= 0.0:
-        # Zero gradients (every point optimal: take the most even one), one task, or
-        # bounds summing to one (a single feasible point).
-        w = c + max(s, 0.0) / K
+    if s <= _PINNED:
+        # Bounds summing to one (within rounding): the single feasible point.
+        w = c / (1.0 - s)
+        Gs = G
+    elif scale <= 0.0 or K == 1:
+        # Zero gradients (every point optimal: take the most even one), or one task.
+        w = c + s / K
         Gs = G
     else:
         Gs = G / scale
@@ -446,13 +508,29 @@ def solve_exact(G, c, tol, max_iter):
                 if G[i, i] == 0.0:
                     w[i] = 1.0 / n_zero
         elif not bounded and K == 2:
-            den = Gs[0, 0] + Gs[1, 1] - 2.0 * Gs[0, 1]
-            a = 0.5
+            den = Gs[0, 0] + Gs[1, 1] - 2.0 * Gs[0, 1]  # ||g_1 - g_2||^2
             if den > 0.0:
                 a = min(1.0, max(0.0, (Gs[1, 1] - Gs[0, 1]) / den))
+            elif Gs[0, 0] != Gs[1, 1]:
+                # The two gradients coincide to rounding in G: take the shorter.
+                a = 1.0 if Gs[0, 0] < Gs[1, 1] else 0.0
+            else:
+                a = 0.5
             w = np.array([a, 1.0 - a])
         else:
-            w, it, status = wolfe(Gs, c, tol, max_iter)
+            w, it, status = wolfe(Gs, c, tol, max_iter, 1.0)
+            sigma = 0.0
+            for i in range(K):
+                if w[i] > 0.0 and Gs[i, i] > sigma:
+                    sigma = Gs[i, i]
+            if 0.0 < sigma < _SMALL_CORRAL:
+                # Every gradient in the answer is tiny next to the largest one: next
+                # to the 1 1^T term their differences drown in rounding. Solve again
+                # with the augmentation and tolerance at their scale; keep the better.
+                w2, it2, status2 = wolfe(Gs, c, tol * np.sqrt(sigma), max_iter, sigma)
+                it += it2
+                if _objective(Gs, w2) < _objective(Gs, w):
+                    w, status = w2, status2
     _, res = kkt_residual(Gs, w, c)
     obj = 0.0
     for i in range(K):

@@ -15,6 +15,7 @@ Example:
 from paretomtl.solvers._input import gram
 from paretomtl.solvers._registry import MethodInfo, available, get, info, register
 from paretomtl.solvers._result import SolverResult
+from paretomtl.solvers.gradient_normalization import gradient_normalization
 from paretomtl.solvers.gradnorm import GradNorm
 from paretomtl.solvers.mgda import mgda, mgda_weights
 from paretomtl.solvers.pareto_step import pareto_step
@@ -26,6 +27,7 @@ __all__ = [
     "SolverResult",
     "available",
     "get",
+    "gradient_normalization",
     "gram",
     "info",
     "mgda",

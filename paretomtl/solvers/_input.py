@@ -147,7 +147,8 @@ def as_gram(gram_matrix: object, name: str = "gram") -> np.ndarray:
         raise ValueError(f"{name} is empty (shape {arr.shape}); K must be at least 1")
     rtol = float(np.sqrt(np.finfo(arr.dtype).eps))
     G = np.ascontiguousarray(arr, dtype=np.float64)
-    status, _ = check_gram(G, rtol)
+    sym = np.empty_like(G)
+    status, _ = check_gram(G, rtol, sym)
     if status == GRAM_NOT_FINITE:
         raise ValueError(f"{name} contains NaN or Inf; a Gram matrix must be finite")
     if status == GRAM_NOT_SYMMETRIC:
@@ -160,7 +161,7 @@ def as_gram(gram_matrix: object, name: str = "gram") -> np.ndarray:
             f"{name} is not positive semi-definite (an eigenvalue is below "
             f"-{rtol:.1e} * trace); a Gram matrix J @ J.T has no negative eigenvalues"
         )
-    return 0.5 * (G + G.T)
+    return sym
 
 
 def prepare(grads: object, gram_matrix: object) -> tuple[np.ndarray | None, np.ndarray]:

@@ -1,0 +1,72 @@
+"""Constant loss weights: the weighted sum (linear scalarisation) and equal weighting."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from paretomtl.solvers._registry import register
+from paretomtl.weighting._base import LossWeighting, as_task_vector
+
+_LINEAR_SCALARISATION = "Caruana, Multitask Learning, Machine Learning 28(1), 1997 (summed losses)"
+
+
+@register(
+    "constant",
+    kind="loss",
+    paper=_LINEAR_SCALARISATION,
+    summary="fixed user-given loss weights: minimise sum_i w_i L_i",
+)
+class ConstantWeighting(LossWeighting):
+    r"""Fixed loss weights: the trainer minimises :math:`\sum_i w_i L_i` with a given w.
+
+    .. math::
+
+        w_i(t) = c_i \quad\text{for every step } t,
+
+    the linear scalarisation of the K objectives (the weighted sum used since
+    Caruana, Machine Learning 1997). The losses are checked (finite, K of them)
+    and otherwise ignored.
+
+    Args:
+        num_tasks: K >= 1.
+        weights: the K weights :math:`c_i`, finite and >= 0.
+
+    Example:
+        >>> from paretomtl.weighting import ConstantWeighting
+        >>> ConstantWeighting(3, weights=[1.0, 0.5, 2.0]).update([0.3, 10.0, 1e-3])
+        array([1. , 0.5, 2. ])
+    """
+
+    _hyperparameters = ("fixed_weights",)
+
+    def __init__(self, num_tasks: int, weights: object) -> None:
+        super().__init__(num_tasks)
+        self.fixed_weights = as_task_vector(weights, "weights", self.num_tasks, need=">= 0")
+        self.reset()
+
+    def _compute(self, losses: np.ndarray) -> np.ndarray:
+        return self.fixed_weights.copy()
+
+
+@register(
+    "equal",
+    kind="loss",
+    paper=_LINEAR_SCALARISATION,
+    summary="all loss weights 1: minimise the plain sum of the task losses",
+)
+class EqualWeighting(ConstantWeighting):
+    r"""Equal weighting: :math:`w_i = 1`, the plain sum :math:`\sum_i L_i`.
+
+    Args:
+        num_tasks: K >= 1.
+
+    Example:
+        >>> from paretomtl.weighting import EqualWeighting
+        >>> EqualWeighting(2).update([0.5, 7.0])
+        array([1., 1.])
+    """
+
+    def __init__(self, num_tasks: int) -> None:
+        LossWeighting.__init__(self, num_tasks)
+        self.fixed_weights = np.ones(self.num_tasks)
+        self.reset()

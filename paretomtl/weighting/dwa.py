@@ -1,0 +1,129 @@
+"""Dynamic Weight Average: weight each task by how slowly its loss is falling."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from paretomtl.solvers._registry import register
+from paretomtl.weighting._base import LossWeighting
+
+
+@register(
+    "dwa",
+    kind="loss",
+    paper=("Liu, Johns & Davison, End-to-End Multi-Task Learning with Attention, CVPR 2019"),
+    summary="w_i = K softmax(r / T)_i, r_i = ratio of the last two epoch-average losses",
+)
+class DynamicWeightAverage(LossWeighting):
+    r"""Dynamic Weight Average (DWA; Liu, Johns & Davison, CVPR 2019, eq. 2).
+
+    .. math::
+
+        w_i(t) = \frac{K \exp(r_i(t-1)/T)}{\sum_j \exp(r_j(t-1)/T)},\qquad
+        r_i(t-1) = \frac{\bar L_i(t-1)}{\bar L_i(t-2)},
+
+    where :math:`\bar L_i(t)` is task i's loss averaged over period t: an epoch
+    (``per="epoch"``, the paper's choice and its code's: the mean of the step losses
+    between two :meth:`end_epoch` calls) or a single step (``per="step"``). A task
+    whose loss falls slowly (:math:`r_i` near 1) gets more weight; the weights sum
+    to K. They are 1 until two periods of history exist (the paper's first two
+    epochs). The temperature T (paper: 2) softens the weighting; large T gives
+    equal weights.
+
+    In epoch mode the weights are constant within an epoch: :meth:`update` returns
+    the current epoch's weights and adds the losses to its average;
+    :meth:`end_epoch` closes the epoch and sets the next one's weights. In step mode
+    :meth:`update` returns weights from the two previous steps' losses and then
+    records this step's. Losses must be > 0 (their ratios are taken).
+
+    Args:
+        num_tasks: K >= 1.
+        temperature: T > 0 (default 2.0, the paper's).
+        per: ``"epoch"`` (default) or ``"step"``.
+
+    Example:
+        >>> from paretomtl.weighting import DynamicWeightAverage
+        >>> dwa = DynamicWeightAverage(2, temperature=1.0, per="step")
+        >>> dwa.update([1.0, 1.0]), dwa.update([0.5, 1.0])  # no history yet
+        (array([1., 1.]), array([1., 1.]))
+        >>> dwa.update([0.4, 1.0])  # r = (0.5, 1): 2 * softmax(r)
+        array([0.75508134, 1.24491866])
+    """
+
+    _hyperparameters = ("temperature", "per")
+    _loss_domain = "> 0"
+    _why = "DWA takes ratios of consecutive average losses"
+
+    def __init__(self, num_tasks: int, temperature: float = 2.0, per: str = "epoch") -> None:
+        super().__init__(num_tasks)
+        if isinstance(temperature, bool) or not np.isfinite(temperature) or temperature <= 0:
+            raise ValueError(f"temperature must be finite and > 0; got {temperature!r}")
+        if per not in ("epoch", "step"):
+            raise ValueError(f"per must be 'epoch' or 'step'; got {per!r}")
+        self.temperature = float(temperature)
+        self.per = per
+        self.reset()
+
+    def _reset(self) -> None:
+        K = self.num_tasks
+        self._history: list[np.ndarray] = []  # the last two period averages, oldest first
+        self._sum = np.zeros(K)  # the open epoch's running sum and count
+        self._count = 0
+        self._period_weights = np.ones(K)
+        self._periods = 0
+
+    @property
+    def periods(self) -> int:
+        """How many periods (epochs or steps) have been closed."""
+        return self._periods
+
+    @property
+    def average_losses(self) -> np.ndarray | None:
+        """:math:`\\bar L(t-1)`, the last closed period's average losses (None if none)."""
+        return None if not self._history else self._history[-1].copy()
+
+    def _close(self, averages: np.ndarray) -> None:
+        self._history = [*self._history, averages][-2:]
+        self._periods += 1
+        if len(self._history) == 2:
+            z = (self._history[1] / self._history[0]) / self.temperature
+            e = np.exp(z - z.max())
+            self._period_weights = self.num_tasks * e / e.sum()
+
+    def _compute(self, losses: np.ndarray) -> np.ndarray:
+        w = self._period_weights.copy()
+        if self.per == "step":
+            self._close(losses)
+        else:
+            self._sum = self._sum + losses
+            self._count += 1
+        return w
+
+    def end_epoch(self) -> None:
+        """Close the epoch: its average losses set the next epoch's weights."""
+        if self.per != "epoch":
+            raise ValueError(
+                "end_epoch() is for per='epoch'; with per='step' every update is a period"
+            )
+        if self._count == 0:
+            raise ValueError("end_epoch() with no update() since the last epoch ended")
+        averages = self._sum / self._count
+        self._sum = np.zeros(self.num_tasks)
+        self._count = 0
+        self._close(averages)
+
+    def _state(self) -> dict:
+        return {
+            "history": [h.copy() for h in self._history],
+            "loss_sum": self._sum.copy(),
+            "count": self._count,
+            "period_weights": self._period_weights.copy(),
+            "periods": self._periods,
+        }
+
+    def _load_state(self, state: dict) -> None:
+        self._history = [np.array(h, dtype=np.float64) for h in state["history"]]
+        self._sum = np.array(state["loss_sum"], dtype=np.float64)
+        self._count = int(state["count"])
+        self._period_weights = np.array(state["period_weights"], dtype=np.float64)
+        self._periods = int(state["periods"])

@@ -1,0 +1,154 @@
+"""The generalised (power) mean of the task losses, and its gradient as loss weights."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from paretomtl.solvers._registry import register
+from paretomtl.weighting._base import SU_2022, LossWeighting, as_task_vector
+
+
+def _check_gamma(gamma: object) -> float:
+    if isinstance(gamma, bool) or not isinstance(gamma, (int, float, np.integer, np.floating)):
+        raise ValueError(f"gamma must be a real number (or +-inf); got {gamma!r}")
+    if math.isnan(gamma):
+        raise ValueError("gamma must be a real number (or +-inf); got nan")
+    return float(gamma)
+
+
+def _log_mean_and_log_weights(log_losses: np.ndarray, gamma: float) -> tuple[float, np.ndarray]:
+    """:math:`\\log M_\\gamma` and :math:`\\log w` from :math:`l = \\log L`, in log space.
+
+    With a reference :math:`l^*` (the max for gamma > 0, the min for gamma < 0),
+    :math:`d = l - l^*` has :math:`\\gamma d \\le 0`, and with
+    :math:`S = \\log(\\tfrac1K \\sum_j e^{\\gamma d_j})` (by log1p/expm1, exact to
+    rounding even for tiny gamma):
+
+        log M = l* + S / gamma,   log w_i = -log K + (gamma - 1) d_i + (1/gamma - 1) S.
+    """
+    l = log_losses
+    K = l.size
+    if gamma == math.inf or gamma == -math.inf:
+        ref = l.max() if gamma > 0 else l.min()
+        hit = l == ref
+        with np.errstate(divide="ignore"):
+            return float(ref), np.log(hit / hit.sum())
+    if gamma == 0.0:
+        log_m = float(l.mean())
+        return log_m, (log_m - math.log(K)) - l
+    ref = l.max() if gamma > 0 else l.min()
+    d = l - ref
+    S = float(np.log1p(np.mean(np.expm1(gamma * d))))
+    return float(ref + S / gamma), -math.log(K) + (gamma - 1.0) * d + (1.0 / gamma - 1.0) * S
+
+
+def _positive_losses(losses: object) -> np.ndarray:
+    L = np.array(losses, dtype=np.float64)
+    if L.ndim != 1 or L.size == 0:
+        raise ValueError(f"losses must be a non-empty 1-D array, one per task; got {L.shape}")
+    return as_task_vector(L, "losses", L.size, need="> 0")
+
+
+def generalized_mean(losses: object, gamma: float) -> float:
+    r"""The power mean :math:`M_\gamma(L) = (\tfrac1K \sum_i L_i^\gamma)^{1/\gamma}`.
+
+    With its limits: :math:`\gamma = 0` the geometric mean, :math:`+\infty` the max,
+    :math:`-\infty` the min. Computed in log space: finite for any positive losses.
+
+    Example:
+        >>> from paretomtl.weighting import generalized_mean
+        >>> generalized_mean([1.0, 4.0], 0.0), generalized_mean([1.0, 4.0], -1.0)
+        (2.0, 1.6)
+    """
+    L = _positive_losses(losses)
+    return float(np.exp(_log_mean_and_log_weights(np.log(L), _check_gamma(gamma))[0]))
+
+
+def generalized_mean_weights(losses: object, gamma: float) -> np.ndarray:
+    r"""The gradient :math:`\partial M_\gamma / \partial L_i` of the power mean.
+
+    .. math::
+
+        w_i = \tfrac1K L_i^{\gamma-1} M_\gamma^{1-\gamma}
+            = \frac{L_i^\gamma}{\sum_j L_j^\gamma}\cdot\frac{M_\gamma}{L_i},
+
+    and its limits: :math:`w_i = M_0 / (K L_i)` at :math:`\gamma = 0`; at
+    :math:`\pm\infty` weight 1 on the largest (smallest) loss, split evenly among
+    ties (the limit of the finite-gamma weights). See
+    :class:`GeneralizedMeanWeighting`.
+
+    Example:
+        >>> from paretomtl.weighting import generalized_mean_weights
+        >>> generalized_mean_weights([1.0, 3.0], 2.0)  # L_i / (K M), M = sqrt(5)
+        array([0.2236068 , 0.67082039])
+    """
+    L = _positive_losses(losses)
+    return np.exp(_log_mean_and_log_weights(np.log(L), _check_gamma(gamma))[1])
+
+
+@register(
+    "generalized-mean",
+    kind="loss",
+    paper=SU_2022,
+    summary="minimise the power mean ((1/K) sum L_i^gamma)^(1/gamma): 0 geometric, inf max",
+)
+class GeneralizedMeanWeighting(LossWeighting):
+    r"""Descend the generalised (power) mean of the losses.
+
+    Su ("Multi-task learning: loss normalisation", kexue.fm, 2022) unifies the
+    loss normalisations as minimising a generalised mean of the losses:
+
+    .. math::
+
+        M_\gamma = \Big(\tfrac1K \textstyle\sum_i L_i^\gamma\Big)^{1/\gamma},\qquad
+        w_i = \frac{\partial M_\gamma}{\partial L_i}
+            = \tfrac1K L_i^{\gamma-1} M_\gamma^{1-\gamma}.
+
+    :math:`\gamma = 1` is the arithmetic mean (:math:`w_i = 1/K`); :math:`\gamma = 0`
+    the geometric mean (:math:`w_i = M_0 / (K L_i)`, the GLS objective and,
+    up to the factor :math:`M_0/K`, live-loss normalisation); :math:`\gamma \to +\infty`
+    the max (weight 1 on the largest loss, ties split evenly: a minimax, worst-task
+    objective) and :math:`-\infty` the min. Larger :math:`\gamma` favours the worse
+    tasks. The weights are computed in log space, so no power of a loss overflows
+    for any real :math:`\gamma`, and the limits are exact.
+
+    Scale behaviour: :math:`M_\gamma` is positively homogeneous of degree 1, so the
+    weights are homogeneous of degree 0: :math:`w(cL) = w(L)` for a common
+    :math:`c > 0`, and (Euler) :math:`\sum_i w_i L_i = M_\gamma`. Each task's share
+    of the weighted sum is :math:`w_i L_i / M_\gamma = L_i^\gamma / \sum_j L_j^\gamma`,
+    which does not depend on per-task rescaling :math:`L_i \to c_i L_i` only at
+    :math:`\gamma = 0` (then every share is 1/K).
+
+    Args:
+        num_tasks: K >= 1.
+        gamma: the exponent, any real number or ``+-inf`` (no default: Su's note
+            leaves it as the knob between average-case and worst-case training).
+
+    The losses must be > 0.
+
+    Example:
+        >>> from paretomtl.weighting import GeneralizedMeanWeighting
+        >>> GeneralizedMeanWeighting(2, gamma=0.0).update([1.0, 4.0])  # M_0 = 2
+        array([1.  , 0.25])
+        >>> GeneralizedMeanWeighting(2, gamma=float("inf")).update([1.0, 4.0])
+        array([0., 1.])
+    """
+
+    _hyperparameters = ("gamma",)
+    _loss_domain = "> 0"
+    _why = "the generalised mean takes the log of each loss"
+
+    def __init__(self, num_tasks: int, gamma: float) -> None:
+        super().__init__(num_tasks)
+        self.gamma = _check_gamma(gamma)
+        self.reset()
+
+    def _compute(self, losses: np.ndarray) -> np.ndarray:
+        return np.exp(_log_mean_and_log_weights(np.log(losses), self.gamma)[1])
+
+    def objective(self, losses: object) -> float:
+        """:math:`M_\\gamma` of ``losses`` (for logging; does not change the state)."""
+        L = self._check_losses(losses)
+        return float(np.exp(_log_mean_and_log_weights(np.log(L), self.gamma)[0]))
