@@ -36,7 +36,7 @@ def as_task_vector(x: object, name: str, num_tasks: int, *, need: str = "finite"
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         rule = "finite" if need == "finite" else f"finite and {need}"
-        raise ValueError(f"{name}[{i}] (task {i}) is {arr[i]!r}; each entry must be {rule}")
+        raise ValueError(f"{name}[{i}] (task {i}) is {float(arr[i])!r}; each entry must be {rule}")
     return arr
 
 
@@ -161,12 +161,17 @@ class LossWeighting:
                 f"state is for {state['num_tasks']} tasks; this {type(self).__name__} "
                 f"has {self.num_tasks}"
             )
-        weights = state["weights"]
-        weights = None if weights is None else np.array(weights, dtype=np.float64)
-        for k in self._hyperparameters:
-            setattr(self, k, _copy(state["hyperparameters"][k]))
-        self._load_state(state)
-        self._weights = weights
+        backup = self.state_dict()
+        try:
+            weights = state["weights"]
+            weights = None if weights is None else np.array(weights, dtype=np.float64)
+            for k in self._hyperparameters:
+                setattr(self, k, _copy(state["hyperparameters"][k]))
+            self._load_state(state)
+            self._weights = weights
+        except Exception:
+            self.load_state_dict(backup)  # a malformed state changes nothing
+            raise
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={getattr(self, k)!r}" for k in self._hyperparameters)

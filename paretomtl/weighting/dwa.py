@@ -15,7 +15,7 @@ from paretomtl.weighting._base import LossWeighting
     summary="w_i = K softmax(r / T)_i, r_i = ratio of the last two epoch-average losses",
 )
 class DynamicWeightAverage(LossWeighting):
-    r"""Dynamic Weight Average (DWA; Liu, Johns & Davison, CVPR 2019, eq. 2).
+    r"""Dynamic Weight Average (DWA; Liu, Johns & Davison, CVPR 2019).
 
     .. math::
 
@@ -86,8 +86,12 @@ class DynamicWeightAverage(LossWeighting):
         self._history = [*self._history, averages][-2:]
         self._periods += 1
         if len(self._history) == 2:
-            z = (self._history[1] / self._history[0]) / self.temperature
-            e = np.exp(z - z.max())
+            # A ratio can overflow to inf (losses 1e300 apart): the softmax's limit then
+            # splits the weight among the infinite entries.
+            with np.errstate(over="ignore"):
+                z = (self._history[1] / self._history[0]) / self.temperature
+            top = z.max()
+            e = (z == top).astype(np.float64) if np.isinf(top) else np.exp(z - top)
             self._period_weights = self.num_tasks * e / e.sum()
 
     def _compute(self, losses: np.ndarray) -> np.ndarray:

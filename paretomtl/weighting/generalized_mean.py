@@ -18,24 +18,28 @@ def _check_gamma(gamma: object) -> float:
     return float(gamma)
 
 
-def _log_mean_and_log_weights(log_losses: np.ndarray, gamma: float) -> tuple[float, np.ndarray]:
-    """:math:`\\log M_\\gamma` and :math:`\\log w` from :math:`l = \\log L`, in log space.
+def _log_mean_and_log_weights(losses: np.ndarray, gamma: float) -> tuple[float, np.ndarray]:
+    r""":math:`\log M_\gamma` and :math:`\log w` of positive ``losses``, in log space.
 
-    With a reference :math:`l^*` (the max for gamma > 0, the min for gamma < 0),
-    :math:`d = l - l^*` has :math:`\\gamma d \\le 0`, and with
-    :math:`S = \\log(\\tfrac1K \\sum_j e^{\\gamma d_j})` (by log1p/expm1, exact to
+    With :math:`l = \log L` and a reference :math:`l^*` (the max for gamma > 0, the
+    min for gamma < 0), :math:`d = l - l^*` has :math:`\gamma d \le 0`, and with
+    :math:`S = \log(\tfrac1K \sum_j e^{\gamma d_j})` (by log1p/expm1, exact to
     rounding even for tiny gamma):
 
         log M = l* + S / gamma,   log w_i = -log K + (gamma - 1) d_i + (1/gamma - 1) S.
     """
-    l = log_losses
-    K = l.size
+    K = losses.size
     if gamma == math.inf or gamma == -math.inf:
-        ref = l.max() if gamma > 0 else l.min()
-        hit = l == ref
+        ref = losses.max() if gamma > 0 else losses.min()
+        hit = losses == ref  # ties are judged on the losses themselves
         with np.errstate(divide="ignore"):
-            return float(ref), np.log(hit / hit.sum())
-    if gamma == 0.0:
+            return float(np.log(ref)), np.log(hit / hit.sum())
+    l = np.log(losses)
+    spread = float(l.max() - l.min())
+    if abs(gamma) * (spread + spread * spread) < 1e-17:
+        # gamma = 0, or so close that log w differs from its gamma = 0 value by less
+        # than |gamma| (R + R^2) (R the spread of log L): below rounding. This also keeps
+        # gamma * d out of the subnormal range, where S / gamma would lose its digits.
         log_m = float(l.mean())
         return log_m, (log_m - math.log(K)) - l
     ref = l.max() if gamma > 0 else l.min()
@@ -63,7 +67,10 @@ def generalized_mean(losses: object, gamma: float) -> float:
         (2.0, 1.6)
     """
     L = _positive_losses(losses)
-    return float(np.exp(_log_mean_and_log_weights(np.log(L), _check_gamma(gamma))[0]))
+    gamma = _check_gamma(gamma)
+    if math.isinf(gamma):
+        return float(L.max() if gamma > 0 else L.min())
+    return float(np.exp(_log_mean_and_log_weights(L, gamma)[0]))
 
 
 def generalized_mean_weights(losses: object, gamma: float) -> np.ndarray:
@@ -85,7 +92,7 @@ def generalized_mean_weights(losses: object, gamma: float) -> np.ndarray:
         array([0.2236068 , 0.67082039])
     """
     L = _positive_losses(losses)
-    return np.exp(_log_mean_and_log_weights(np.log(L), _check_gamma(gamma))[1])
+    return np.exp(_log_mean_and_log_weights(L, _check_gamma(gamma))[1])
 
 
 @register(
@@ -112,7 +119,10 @@ class GeneralizedMeanWeighting(LossWeighting):
     the max (weight 1 on the largest loss, ties split evenly: a minimax, worst-task
     objective) and :math:`-\infty` the min. Larger :math:`\gamma` favours the worse
     tasks. The weights are computed in log space, so no power of a loss overflows
-    for any real :math:`\gamma`, and the limits are exact.
+    for any real :math:`\gamma`, and the limits are exact. (A weight itself beyond
+    float64's range, from losses hundreds of orders of magnitude apart, is inf, with
+    numpy's overflow warning; near-ties at huge :math:`|\gamma|` are judged on
+    :math:`\log L`, to its rounding.)
 
     Scale behaviour: :math:`M_\gamma` is positively homogeneous of degree 1, so the
     weights are homogeneous of degree 0: :math:`w(cL) = w(L)` for a common
@@ -146,9 +156,8 @@ class GeneralizedMeanWeighting(LossWeighting):
         self.reset()
 
     def _compute(self, losses: np.ndarray) -> np.ndarray:
-        return np.exp(_log_mean_and_log_weights(np.log(losses), self.gamma)[1])
+        return np.exp(_log_mean_and_log_weights(losses, self.gamma)[1])
 
     def objective(self, losses: object) -> float:
         """:math:`M_\\gamma` of ``losses`` (for logging; does not change the state)."""
-        L = self._check_losses(losses)
-        return float(np.exp(_log_mean_and_log_weights(np.log(L), self.gamma)[0]))
+        return generalized_mean(self._check_losses(losses), self.gamma)

@@ -54,7 +54,7 @@ class GeometricLossStrategy(LossWeighting):
         self.reset()
 
     def _compute(self, losses: np.ndarray) -> np.ndarray:
-        return np.exp(_log_mean_and_log_weights(np.log(losses), 0.0)[1])
+        return np.exp(_log_mean_and_log_weights(losses, 0.0)[1])
 
     def objective(self, losses: object) -> float:
         """:math:`L_{GLS}` of ``losses`` (for logging; does not change the state)."""

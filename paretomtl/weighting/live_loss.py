@@ -31,7 +31,8 @@ class LiveLossNormalization(LossWeighting):
     geometric mean itself: the same direction, scaled by :math:`M_0 / K`). Every
     weighted loss :math:`w_i L_i` is 1 (to rounding), whatever the scale of
     :math:`L_i`: the method is invariant to per-task rescaling of the losses. The
-    losses must be > 0.
+    losses must be > 0 (a subnormal loss, below 2.2e-308, has a weight beyond
+    float64's range: inf).
 
     Args:
         num_tasks: K >= 1.

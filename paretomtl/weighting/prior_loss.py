@@ -70,7 +70,8 @@ def prior_loss_classification(
         if bad.any():
             c = int(np.flatnonzero(bad)[0])
             raise ValueError(
-                f"class_frequencies[{c}] (class {c}) is {f[c]!r}; each must be finite and >= 0"
+                f"class_frequencies[{c}] (class {c}) is {float(f[c])!r}; "
+                "each must be finite and >= 0"
             )
         if f.sum() <= 0:
             raise ValueError("class_frequencies sum to 0; at least one class must occur")
@@ -119,7 +120,8 @@ def prior_loss_regression(labels: object, *, reduction: str = "mean") -> float:
     if y.ndim == 0 or y.shape[0] == 0:
         raise ValueError(f"labels must be (N,) or (N, D, ...) with N >= 1; got shape {y.shape}")
     if not np.isfinite(y).all():
-        n = int(np.flatnonzero(~np.isfinite(y.reshape(y.shape[0], -1)).any(axis=1))[0])
+        bad_rows = (~np.isfinite(y.reshape(y.shape[0], -1))).any(axis=1)
+        n = int(np.flatnonzero(bad_rows)[0])
         raise ValueError(f"labels[{n}] is not finite; every label must be finite")
     y = y.reshape(y.shape[0], -1)
     var = np.var(y, axis=0)

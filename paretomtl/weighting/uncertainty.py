@@ -118,7 +118,9 @@ class UncertaintyWeighting(LossWeighting):
             )
         if not np.isfinite(s0).all():
             i = int(np.flatnonzero(~np.isfinite(s0))[0])
-            raise ValueError(f"initial_log_variances[{i}] (task {i}) is {s0[i]!r}; must be finite")
+            raise ValueError(
+                f"initial_log_variances[{i}] (task {i}) is {float(s0[i])!r}; must be finite"
+            )
         self.task_types = types
         self.lr = float(lr)
         self.optimizer = optimizer
