@@ -19,5 +19,13 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from paretomtl.adapters.torch._aggregator import Aggregator, StepInfo, backward
 from paretomtl.adapters.torch._jacobian import gram_matrix, per_task_grads
+from paretomtl.adapters.torch._uncertainty import UncertaintyWeightingLoss
 
-__all__ = ["Aggregator", "StepInfo", "backward", "gram_matrix", "per_task_grads"]
+__all__ = [
+    "Aggregator",
+    "StepInfo",
+    "UncertaintyWeightingLoss",
+    "backward",
+    "gram_matrix",
+    "per_task_grads",
+]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -84,9 +85,11 @@ class Aggregator:
     Task-specific parameters (found by walking the autograd graph, or given) get
     their ordinary gradients from one backward of ``sum(losses)``.
 
-    Stateful loss-weighting methods (``gradnorm``) need no per-task Jacobian: they
-    weight the losses and run one backward of ``sum_i w_i L_i``; GradNorm also takes
-    the per-task gradient norms at ``layer`` (the shared layer W of the paper).
+    Loss weightings (``dwa``, ``uncertainty``, ``live-loss``, ... and ``gradnorm``)
+    need no per-task Jacobian: they weight the losses and run one ordinary backward
+    of ``sum_i w_i L_i``. GradNorm also takes the per-task gradient norms at
+    ``layer`` (the shared layer W of the paper). Their state lives in
+    :attr:`method_state` (``agg.method_state.end_epoch()`` for DWA per epoch).
 
     Per-task gradients (``mode``):
 
@@ -113,7 +116,9 @@ class Aggregator:
             ``info.skipped``).
         seed: int or Generator for methods with randomness (PCGrad's task orders).
         options: keyword options for the method (e.g. ``{"lower_bounds": [.2, .2]}``
-            for ``pareto-step``; for ``gradnorm``, its constructor's arguments).
+            for ``pareto-step``; for loss weightings, their constructor's arguments).
+        num_tasks: K, to build a stateful method's object at once (otherwise at the
+            first step).
 
     Example:
         >>> import torch
@@ -135,6 +140,7 @@ class Aggregator:
         on_nonfinite: str = "raise",
         seed: int | np.random.Generator | None = None,
         options: dict | None = None,
+        num_tasks: int | None = None,
     ) -> None:
         self.info = solvers.info(method)
         if mode not in MODES:
@@ -148,15 +154,26 @@ class Aggregator:
         self._seed = seed
         self._rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         self._state = None
-        if self.info.kind == "stateful":
+        self._num_tasks = num_tasks
+        if self.info.kind != "gradient":
             self._state_options = dict(self.options)
         self.reset()
 
     # -- state -------------------------------------------------------------------
     def reset(self) -> None:
-        """Forget the method's state (a stateful method is rebuilt at its next step)."""
+        """Forget the method's state (rebuilt now if num_tasks is known, else at the
+        next step)."""
         self._state = None
+        if self.info.kind != "gradient" and self._num_tasks is not None:
+            self._state = self._make_state(self._num_tasks)
         self.steps = 0
+
+    @property
+    def method_state(self):
+        """The stateful method's object (e.g. ``DynamicWeightAverage``, to call its
+        ``end_epoch()``), or None for gradient methods and before the first step
+        when ``num_tasks`` was not given."""
+        return self._state
 
     def state_dict(self) -> dict:
         """Plain-data state: the method's state, the random generator's, the step."""
@@ -181,7 +198,10 @@ class Aggregator:
             self._state.load_state_dict(state["method_state"])
 
     def _make_state(self, num_tasks: int):
-        return self.info.obj(num_tasks, **self._state_options)
+        options = dict(self._state_options)
+        if "seed" not in options and "seed" in inspect.signature(self.info.obj).parameters:
+            options["seed"] = self._seed  # e.g. RLW's random weights
+        return self.info.obj(num_tasks, **options)
 
     # -- the step ------------------------------------------------------------------
     def backward(
@@ -232,7 +252,7 @@ class Aggregator:
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             return self._non_finite(f"loss of task {i} is {values[i]}", shared, scaler, values)
-        if self.info.kind == "stateful":
+        if self.info.kind != "gradient":
             return self._loss_weighting(losses, values, shared, layer, scale, scaler, retain_graph)
         return self._gradient_method(
             losses, values, shared, features, task_params, scale, scaler, retain_graph
@@ -333,7 +353,6 @@ class Aggregator:
             raise ValueError(
                 f"this {self.method} has {self._state.num_tasks} tasks; got {K} losses"
             )
-        weights = self._state.weights  # w(t): this step's weights
         norms = None
         if self.method == "gradnorm":
             if layer is None:
@@ -350,10 +369,11 @@ class Aggregator:
                 )
             norms = np.sqrt(np.clip(np.diagonal(G_layer), 0.0, None)) / scale
         # Update first: it validates the losses, so a bad step leaves .grad untouched.
-        if norms is None:
-            self._state.update(values)
-        else:
+        if self.method == "gradnorm":
+            weights = self._state.weights  # w(t) for this step; update gives w(t+1)
             self._state.update(values, norms)
+        else:
+            weights = self._state.update(values)  # loss weightings: this step's weights
         total = sum(float(w) * loss.reshape(()) for w, loss in zip(weights, losses, strict=True))
         total.backward(retain_graph=retain_graph)
         self.steps += 1
@@ -389,10 +409,10 @@ def backward(
         >>> info.gram.shape, trunk.weight.grad.shape
         ((3, 3), torch.Size([5, 3]))
     """
-    if solvers.info(method).kind == "stateful":
+    if solvers.info(method).kind != "gradient":
         raise ValueError(
-            f"{method!r} keeps state between steps: create Aggregator({method!r}) once "
-            f"and call its backward() every step"
+            f"{method!r} is a loss weighting that may keep state between steps: create "
+            f"Aggregator({method!r}) once and call its backward() every step"
         )
     agg = Aggregator(method, mode=mode, on_nonfinite=on_nonfinite, seed=seed, options=options)
     return agg.backward(
