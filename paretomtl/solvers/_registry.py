@@ -14,8 +14,11 @@ class MethodInfo:
         name: the registry name (``method="..."`` in the adapters).
         obj: a solver function ``f(grads=None, *, gram=None, **options)`` returning a
             :class:`~paretomtl.solvers.SolverResult`, or a stateful class.
-        kind: ``"gradient"`` for solvers of the task gradients (Gram space),
-            ``"stateful"`` for objects updated once per step.
+        kind: ``"gradient"`` for solver functions of the task gradients (Gram space);
+            ``"stateful-gradient"`` for classes whose ``update(grads=None, *,
+            gram=None)`` returns a SolverResult and keeps memory between steps;
+            ``"loss"`` for loss weightings (``update(losses) -> weights``);
+            ``"stateful"`` for GradNorm (losses and gradient norms at a layer).
         paper: the paper it implements (authors, venue, year).
         summary: one line of what it does.
     """

@@ -252,7 +252,7 @@ class Aggregator:
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             return self._non_finite(f"loss of task {i} is {values[i]}", shared, scaler, values)
-        if self.info.kind != "gradient":
+        if self.info.kind in ("loss", "stateful"):
             return self._loss_weighting(losses, values, shared, layer, scale, scaler, retain_graph)
         return self._gradient_method(
             losses, values, shared, features, task_params, scale, scaler, retain_graph
@@ -297,10 +297,16 @@ class Aggregator:
             i = int(np.flatnonzero(bad)[0]) if bad.any() else 0
             return self._non_finite(f"gradient of task {i} has NaN or Inf", shared, scaler, values)
         G_unscaled = G / (scale * scale)
-        options = dict(self.options)
-        if self.method == "pcgrad":
-            options.setdefault("seed", self._rng)
-        result = self.info.obj(gram=G_unscaled, **options)
+        if self.info.kind == "stateful-gradient":
+            # A gradient method with memory (GradVac, conflict statistics, ...).
+            if self._state is None:
+                self._state = self._make_state(K)
+            result = self._state.update(gram=G_unscaled)
+        else:
+            options = dict(self.options)
+            if "seed" in inspect.signature(self.info.obj).parameters:
+                options.setdefault("seed", self._rng)
+            result = self.info.obj(gram=G_unscaled, **options)
         weights = result.weights
         # Task-specific parameters: one ordinary backward of the summed losses.
         if task_params is None:
