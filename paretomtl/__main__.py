@@ -44,10 +44,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_methods(args: argparse.Namespace) -> int:
     from paretomtl.solvers import available, info
 
-    for name in available():
+    names = available()
+    width = max(len(n) for n in names)
+    kinds = max(len(info(n).kind) for n in names)
+    for name in names:
         m = info(name)
-        print(f"{name:<14} {m.kind:<9} {m.summary}")
-        print(f"{'':<14} {'':<9} {m.paper}")
+        print(f"{name:<{width}}  {m.kind:<{kinds}}  {m.summary}")
+        print(f"{'':<{width}}  {'':<{kinds}}  {m.paper}")
     return 0
 
 
