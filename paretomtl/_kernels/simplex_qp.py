@@ -491,16 +491,16 @@ def solve_exact(G, c, tol, max_iter):
             n_zero += 1
     it = 0
     status = STATUS_OPTIMAL
-    if s <= _PINNED:
-        # Bounds summing to one (within rounding): the single feasible point.
-        w = c / (1.0 - s)
-        Gs = G
+    pinned = s <= _PINNED
+    Gs = G / scale if scale > 0.0 else G
+    if pinned:
+        # Bounds summing to one (within rounding): the single feasible point. Its
+        # rounding excess, if any, is spread evenly so that w >= c holds exactly.
+        w = c + max(s, 0.0) / K
     elif scale <= 0.0 or K == 1:
         # Zero gradients (every point optimal: take the most even one), or one task.
         w = c + s / K
-        Gs = G
     else:
-        Gs = G / scale
         if not bounded and n_zero > 0:
             # A zero gradient puts the origin in the hull: spread over the zero rows.
             w = np.zeros(K)
@@ -531,7 +531,8 @@ def solve_exact(G, c, tol, max_iter):
                 it += it2
                 if _objective(Gs, w2) < _objective(Gs, w):
                     w, status = w2, status2
-    _, res = kkt_residual(Gs, w, c)
+    # The certificate; at pinned bounds there is nothing to certify (one point).
+    res = 0.0 if pinned else kkt_residual(Gs, w, c)[1]
     obj = 0.0
     for i in range(K):
         for j in range(K):

@@ -61,7 +61,8 @@ def solve(
         converged = status != STATUS_MAX_ITER or res <= _KKT_ACCEPT
         return Solution(w, it, bool(converged), obj, res)
     scale = float(np.max(np.diagonal(G)))
-    if scale <= 0.0 or K == 1 or cvec.sum() >= 1.0 or (mgda and (np.diagonal(G) == 0).any()):
+    pinned = 1.0 - cvec.sum() <= 1e-13
+    if scale <= 0.0 or K == 1 or pinned or (mgda and (np.diagonal(G) == 0).any()):
         return solve(G, c, "exact")
     Gs = G / scale
     if method == "frank-wolfe":
@@ -93,8 +94,15 @@ def _cvxpy(Gs: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, bool]:
     L = evecs * np.sqrt(np.clip(evals, 0.0, None))
     w = cp.Variable(K)
     problem = cp.Problem(cp.Minimize(cp.sum_squares(L.T @ w)), [w >= c, cp.sum(w) == 1])
+    # OSQP with tight tolerances and solution polishing (exact active set): its
+    # default 1e-5 tolerances misplace the answer when 1 - sum(c) is that small.
     try:
-        problem.solve()
+        if cp.OSQP in cp.installed_solvers():
+            problem.solve(
+                solver=cp.OSQP, eps_abs=1e-10, eps_rel=1e-10, polishing=True, max_iter=200_000
+            )
+        else:
+            problem.solve()
     except cp.error.SolverError:
         return c + (1.0 - c.sum()) / K, False
     if w.value is None:
