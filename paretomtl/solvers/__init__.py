@@ -15,15 +15,22 @@ Example:
 from paretomtl.solvers._input import gram
 from paretomtl.solvers._registry import MethodInfo, available, get, info, register
 from paretomtl.solvers._result import SolverResult
+from paretomtl.solvers.conflict import ConflictStats, ConflictTracker
 from paretomtl.solvers.gradient_normalization import gradient_normalization
 from paretomtl.solvers.gradnorm import GradNorm
+from paretomtl.solvers.gradvac import GradVac
 from paretomtl.solvers.mgda import mgda, mgda_weights
+from paretomtl.solvers.momentum_pcgrad import MomentumPCGrad
 from paretomtl.solvers.pareto_step import pareto_step
 from paretomtl.solvers.pcgrad import pcgrad
 
 __all__ = [
+    "ConflictStats",
+    "ConflictTracker",
     "GradNorm",
+    "GradVac",
     "MethodInfo",
+    "MomentumPCGrad",
     "SolverResult",
     "available",
     "get",

@@ -18,9 +18,7 @@ def _as_positive_vector(x: object, name: str, K: int, allow_zero: bool = False) 
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         need = "finite and >= 0" if allow_zero else "finite and > 0"
-        raise ValueError(
-            f"{name}[{i}] (task {i}) is {float(arr[i])!r}; each entry must be {need}"
-        )
+        raise ValueError(f"{name}[{i}] (task {i}) is {float(arr[i])!r}; each entry must be {need}")
     return arr
 
 

@@ -301,6 +301,10 @@ class Aggregator:
             # A gradient method with memory (GradVac, conflict statistics, ...).
             if self._state is None:
                 self._state = self._make_state(K)
+            if self._state.num_tasks != K:
+                raise ValueError(
+                    f"this {self.method} has {self._state.num_tasks} tasks; got {K} losses"
+                )
             result = self._state.update(gram=G_unscaled)
         else:
             options = dict(self.options)
@@ -417,8 +421,8 @@ def backward(
     """
     if solvers.info(method).kind != "gradient":
         raise ValueError(
-            f"{method!r} is a loss weighting that may keep state between steps: create "
-            f"Aggregator({method!r}) once and call its backward() every step"
+            f"{method!r} keeps state between steps ({solvers.info(method).kind} method): "
+            f"create Aggregator({method!r}) once and call its backward() every step"
         )
     agg = Aggregator(method, mode=mode, on_nonfinite=on_nonfinite, seed=seed, options=options)
     return agg.backward(
