@@ -331,3 +331,31 @@ def test_cuda_half_precision_gram_matches_float64():
     J = explicit_jacobian(losses, shared)
     info = backward(losses, shared, "mgda")
     np.testing.assert_allclose(info.gram, J @ J.T, rtol=1e-9, atol=1e-9 * np.abs(J @ J.T).max())
+
+
+def test_conflict_tracking_in_info_matches_numpy_tracker_and_resumes():
+    from paretomtl.solvers import ConflictTracker
+
+    net = Net()
+    x, ys = data()
+    agg = Aggregator("mgda", track_conflicts={"beta1": 0.5})
+    reference = ConflictTracker(3, beta1=0.5)
+    for step in range(3):
+        net.zero_grad()
+        losses, _ = net.losses(x * (1 + 0.2 * step), ys)
+        J = explicit_jacobian(losses, net.shared())
+        expected = reference.update(J)
+        info = agg.backward(losses, net.shared())
+        np.testing.assert_allclose(info.conflicts.mean_cosine, expected.mean_cosine, atol=1e-12)
+        np.testing.assert_allclose(
+            info.conflicts.conflict_frequency, expected.conflict_frequency, atol=1e-12
+        )
+        assert info.conflicts.step == step + 1
+    clone = Aggregator("mgda", track_conflicts={"beta1": 0.5})
+    clone.load_state_dict(agg.state_dict())
+    losses, _ = net.losses(x, ys)
+    a = agg.backward(losses, net.shared(), retain_graph=True).conflicts
+    b = clone.backward(losses, net.shared()).conflicts
+    assert a.mean_cosine.tobytes() == b.mean_cosine.tobytes()
+    with pytest.raises(ValueError, match="track_conflicts"):
+        Aggregator("dwa", track_conflicts=True)

@@ -18,7 +18,7 @@ from paretomtl.adapters.torch._jacobian import (
     graph_leaves,
     per_task_grads,
 )
-from paretomtl.solvers import SolverResult
+from paretomtl.solvers import ConflictStats, ConflictTracker, SolverResult
 
 _ON_NON_FINITE = ("raise", "skip")
 
@@ -40,6 +40,8 @@ class StepInfo:
         skipped: True when a non-finite loss or gradient made the step a no-op
             (``on_nonfinite="skip"``, or a GradScaler was given).
         reason: why the step was skipped.
+        conflicts: with ``track_conflicts``, the :class:`ConflictStats` of this step
+            (this step's cosines and their bias-corrected moving averages).
     """
 
     weights: np.ndarray
@@ -50,6 +52,7 @@ class StepInfo:
     result: SolverResult | None = None
     skipped: bool = False
     reason: str | None = None
+    conflicts: ConflictStats | None = None
 
 
 def _cosines(G: np.ndarray) -> np.ndarray:
@@ -119,6 +122,9 @@ class Aggregator:
             for ``pareto-step``; for loss weightings, their constructor's arguments).
         num_tasks: K, to build a stateful method's object at once (otherwise at the
             first step).
+        track_conflicts: True (or a dict of ``ConflictTracker`` options, e.g.
+            ``{"beta1": 0.99}``) to track the pairwise cosines' moving averages and
+            report them in ``info.conflicts`` (gradient methods only).
 
     Example:
         >>> import torch
@@ -141,8 +147,19 @@ class Aggregator:
         seed: int | np.random.Generator | None = None,
         options: dict | None = None,
         num_tasks: int | None = None,
+        track_conflicts: bool | dict = False,
     ) -> None:
         self.info = solvers.info(method)
+        if track_conflicts and self.info.kind in ("loss", "stateful"):
+            raise ValueError(
+                f"track_conflicts needs the task gradients; {method!r} is a loss weighting "
+                f"that never forms them"
+            )
+        self._track = (
+            (dict(track_conflicts) if isinstance(track_conflicts, dict) else {})
+            if track_conflicts
+            else None
+        )
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
         if on_nonfinite not in _ON_NON_FINITE:
@@ -164,6 +181,7 @@ class Aggregator:
         """Forget the method's state (rebuilt now if num_tasks is known, else at the
         next step)."""
         self._state = None
+        self._tracker = None
         if self.info.kind != "gradient" and self._num_tasks is not None:
             self._state = self._make_state(self._num_tasks)
         self.steps = 0
@@ -182,6 +200,7 @@ class Aggregator:
             "steps": self.steps,
             "rng": self._rng.bit_generator.state,
             "method_state": None if self._state is None else self._state.state_dict(),
+            "conflicts": None if self._tracker is None else self._tracker.state_dict(),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -190,6 +209,12 @@ class Aggregator:
             raise ValueError(f"state is for method {state['method']!r}, not {self.method!r}")
         self.steps = int(state["steps"])
         self._rng.bit_generator.state = state["rng"]
+        tracked = state.get("conflicts")
+        if tracked is None:
+            self._tracker = None
+        else:
+            self._tracker = ConflictTracker(int(tracked["num_tasks"]), **(self._track or {}))
+            self._tracker.load_state_dict(tracked)
         if state["method_state"] is None:
             self._state = None
         else:
@@ -345,6 +370,11 @@ class Aggregator:
                 inputs=task_list,
                 retain_graph=retain_graph,
             )
+        conflicts = None
+        if self._track is not None:
+            if self._tracker is None:
+                self._tracker = ConflictTracker(K, **self._track)
+            conflicts = self._tracker.update(gram=G_unscaled)
         self.steps += 1
         return StepInfo(
             weights=weights,
@@ -353,6 +383,7 @@ class Aggregator:
             cosines=_cosines(G_unscaled),
             method=self.method,
             result=result,
+            conflicts=conflicts,
         )
 
     def _loss_weighting(self, losses, values, shared, layer, scale, scaler, retain_graph):

@@ -1,0 +1,282 @@
+"""The :class:`Problem` base class: box bounds, checked evaluation, sampled true fronts."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+_ARCLENGTH_GRID = 4097  # dense parameter points per piece when spacing="arclength"
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a = np.array(a, dtype=np.float64)  # a private copy
+    a.flags.writeable = False
+    return a
+
+
+def check_count(n: object, name: str) -> int:
+    """``n`` as a positive int, or a ValueError (TypeError) naming ``name``."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"{name} must be an int; got {type(n).__name__} {n!r}")
+    if n < 1:
+        raise ValueError(f"{name} must be >= 1; got {n}")
+    return int(n)
+
+
+class Problem:
+    """A differentiable multi-objective problem on a box, with its true Pareto front.
+
+    Minimise :math:`F(x) = (f_1(x), \\dots, f_m(x))` over the box
+    :math:`\\{x : \\text{lower} \\le x \\le \\text{upper}\\}`. A problem knows its
+    values and analytic Jacobian (:meth:`evaluate`, :meth:`evaluate_batch`),
+    Hessian-vector products where :attr:`has_hvp` (:meth:`hvp`), and its true Pareto
+    front and set, sampled to any density (:meth:`pareto_front`,
+    :meth:`pareto_set`; row i of the set maps to row i of the front).
+
+    Problems are immutable: attributes cannot be reassigned and ``lower`` /
+    ``upper`` are read-only arrays. Points outside the box, of the wrong shape or
+    not finite are rejected with a ValueError naming the argument.
+
+    Subclasses implement ``_evaluate(X) -> (F, J)`` on an (n, n_var) array, and
+    ``_parameters(n, spacing)``, ``_front_at(t)``, ``_set_at(t)`` describing the
+    front by a parameter ``t``; two-objective problems get ``_parameters`` here from
+    ``_pieces()``, the parameter intervals of the (possibly disconnected) front.
+
+    Attributes:
+        name: the registry name (``get_problem(name)``).
+        paper: where the problem comes from (authors, venue, year).
+        n_var: number of variables.
+        n_obj: number of objectives.
+        lower, upper: the box bounds, arrays of shape (n_var,).
+        has_hvp: whether :meth:`hvp` is available.
+        front_spacings: the values :meth:`pareto_front` accepts for ``spacing``;
+            the first is the default.
+
+    Example:
+        >>> from paretomtl.problems import get_problem
+        >>> problem = get_problem("zdt1", n_var=3)
+        >>> problem
+        ZDT1(n_var=3)
+        >>> values, jacobian = problem.evaluate([0.25, 0.0, 0.0])
+        >>> values
+        array([0.25, 0.5 ])
+        >>> jacobian.shape
+        (2, 3)
+    """
+
+    name: ClassVar[str] = ""
+    paper: ClassVar[str] = ""
+    has_hvp: ClassVar[bool] = False
+    front_spacings: ClassVar[tuple[str, ...]] = ("parameter", "arclength")
+
+    n_var: int
+    n_obj: int
+    lower: np.ndarray
+    upper: np.ndarray
+
+    def __init__(self, n_var: int, n_obj: int, lower: object, upper: object) -> None:
+        self.n_var = check_count(n_var, "n_var")
+        self.n_obj = int(n_obj)
+        lo = np.broadcast_to(np.asarray(lower, dtype=np.float64), (self.n_var,))
+        hi = np.broadcast_to(np.asarray(upper, dtype=np.float64), (self.n_var,))
+        if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi)) and np.all(lo < hi)):
+            raise ValueError(f"need finite bounds with lower < upper; got {lo} and {hi}")
+        self.lower = _readonly(lo)
+        self.upper = _readonly(hi)
+
+    def _freeze(self) -> None:
+        object.__setattr__(self, "_frozen", True)
+
+    def __setattr__(self, key: str, value: object) -> None:
+        if getattr(self, "_frozen", False):
+            raise AttributeError(
+                f"{type(self).__name__} is immutable; build a new problem to change {key!r}"
+            )
+        object.__setattr__(self, key, value)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(n_var={self.n_var})"
+
+    # ----------------------------------------------------------------- checks
+    def _check_points(self, X: object, name: str, single: bool, in_box: bool) -> np.ndarray:
+        arr = np.asarray(X, dtype=np.float64)
+        want = f"({self.n_var},)" if single else f"(n, {self.n_var})"
+        ok = (
+            arr.shape == (self.n_var,) if single else (arr.ndim == 2 and arr.shape[1] == self.n_var)
+        )
+        if not ok:
+            raise ValueError(f"{name} must have shape {want} for {self!r}; got {arr.shape}")
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            where = idx[0] if single else idx
+            raise ValueError(f"{name}[{where}] is {float(arr[idx])!r}; entries must be finite")
+        if in_box:
+            out = (arr < self.lower) | (arr > self.upper)
+            if out.any():
+                idx = tuple(int(i) for i in np.argwhere(out)[0])
+                j = idx[-1]
+                where = idx[0] if single else idx
+                raise ValueError(
+                    f"{name}[{where}] = {float(arr[idx])!r} lies outside the box "
+                    f"[{self.lower[j]}, {self.upper[j]}] of {self.name}; project it first, "
+                    "e.g. np.clip(x, problem.lower, problem.upper)"
+                )
+        return arr
+
+    # ------------------------------------------------------------ evaluation
+    def evaluate(self, x: object) -> tuple[np.ndarray, np.ndarray]:
+        """Objective values and Jacobian at one point.
+
+        Args:
+            x: a point of the box, shape (n_var,).
+
+        Returns:
+            ``(values, jacobian)``: shapes (n_obj,) and (n_obj, n_var); row i of the
+            Jacobian is the gradient of :math:`f_i`.
+
+        Example:
+            >>> from paretomtl.problems import get_problem
+            >>> values, jacobian = get_problem("convex-quadratic", n_var=2).evaluate([0.0, 0.0])
+            >>> values.round(4)
+            array([0.25, 0.25])
+        """
+        x = self._check_points(x, "x", single=True, in_box=True)
+        F, J = self._evaluate(x[None, :])
+        return F[0], J[0]
+
+    def evaluate_batch(self, X: object) -> tuple[np.ndarray, np.ndarray]:
+        """Values and Jacobians at n points at once (vectorised).
+
+        Args:
+            X: points of the box, shape (n, n_var).
+
+        Returns:
+            ``(values, jacobians)``: shapes (n, n_obj) and (n, n_obj, n_var).
+
+        Example:
+            >>> import numpy as np
+            >>> from paretomtl.problems import get_problem
+            >>> values, jacobians = get_problem("zdt2", n_var=4).evaluate_batch(np.zeros((5, 4)))
+            >>> values.shape, jacobians.shape
+            ((5, 2), (5, 2, 4))
+        """
+        X = self._check_points(X, "X", single=False, in_box=True)
+        return self._evaluate(X)
+
+    def hvp(self, x: object, v: object) -> np.ndarray:
+        """Hessian-vector products of every objective: row i is :math:`\\nabla^2 f_i(x)\\, v`.
+
+        Args:
+            x: a point of the box, shape (n_var,).
+            v: a direction, shape (n_var,).
+
+        Returns:
+            An (n_obj, n_var) array.
+
+        Raises:
+            NotImplementedError: when the problem has no Hessian-vector products
+                (``has_hvp`` is False).
+
+        Example:
+            >>> import numpy as np
+            >>> from paretomtl.problems import get_problem
+            >>> get_problem("convex-quadratic", n_var=2).hvp(np.zeros(2), [1.0, 2.0])
+            array([[1., 2.],
+                   [1., 2.]])
+        """
+        if not self.has_hvp:
+            raise NotImplementedError(f"{self.name} has no Hessian-vector products")
+        x = self._check_points(x, "x", single=True, in_box=True)
+        v = self._check_points(v, "v", single=True, in_box=False)
+        return self._hvp(x[None, :], v[None, :])[0]
+
+    def _evaluate(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def _hvp(self, X: np.ndarray, V: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    # ----------------------------------------------------------- true front
+    def pareto_front(self, n_points: int, *, spacing: str | None = None) -> np.ndarray:
+        """``n_points`` points of the true Pareto front, shape (n_points, n_obj).
+
+        Two-objective fronts are sorted by increasing :math:`f_1`; ``spacing`` says
+        how: ``"parameter"`` (default) spaces the points evenly in the problem's
+        parameter of the front (for ZDT: evenly in :math:`f_1 = x_1`, as pymoo
+        does), ``"arclength"`` evenly along the curve. Disconnected fronts (ZDT3)
+        are sampled on their non-dominated pieces only, the gaps skipped.
+
+        Example:
+            >>> from paretomtl.problems import get_problem
+            >>> get_problem("zdt1").pareto_front(3)
+            array([[0.        , 1.        ],
+                   [0.5       , 0.29289322],
+                   [1.        , 0.        ]])
+        """
+        return self._front_at(self._parameters(check_count(n_points, "n_points"), spacing))
+
+    def pareto_set(self, n_points: int, *, spacing: str | None = None) -> np.ndarray:
+        """The points of the Pareto set that map to :meth:`pareto_front` (same rows).
+
+        Returns an (n_points, n_var) array; ``evaluate`` of row i gives row i of
+        ``pareto_front(n_points, spacing=spacing)``.
+
+        Example:
+            >>> from paretomtl.problems import get_problem
+            >>> get_problem("zdt1", n_var=3).pareto_set(3)
+            array([[0. , 0. , 0. ],
+                   [0.5, 0. , 0. ],
+                   [1. , 0. , 0. ]])
+        """
+        return self._set_at(self._parameters(check_count(n_points, "n_points"), spacing))
+
+    def _check_spacing(self, spacing: str | None) -> str:
+        if spacing is None:
+            return self.front_spacings[0]
+        if spacing not in self.front_spacings:
+            raise ValueError(
+                f"spacing must be one of {', '.join(map(repr, self.front_spacings))} "
+                f"for {self.name}; got {spacing!r}"
+            )
+        return spacing
+
+    def _pieces(self) -> list[tuple[float, float]]:
+        raise NotImplementedError
+
+    def _front_at(self, t: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _set_at(self, t: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _parameters(self, n: int, spacing: str | None) -> np.ndarray:
+        """Front parameters of n points spread over the pieces (two objectives)."""
+        spacing = self._check_spacing(spacing)
+        pieces = self._pieces()
+        if spacing == "parameter":
+            grids = [np.array([lo, hi]) for lo, hi in pieces]
+            lengths = [np.array([0.0, hi - lo]) for lo, hi in pieces]
+        else:
+            grids, lengths = [], []
+            for lo, hi in pieces:
+                # Chebyshev-like nodes, dense at the ends, where fronts such as
+                # ZDT1's (f2 = 1 - sqrt(f1)) have unbounded slope.
+                u = np.linspace(0.0, np.pi, _ARCLENGTH_GRID)
+                t = lo + (hi - lo) * 0.5 * (1.0 - np.cos(u))
+                t[0], t[-1] = lo, hi
+                step = np.linalg.norm(np.diff(self._front_at(t), axis=0), axis=1)
+                grids.append(t)
+                lengths.append(np.concatenate([[0.0], np.cumsum(step)]))
+        totals = np.array([s[-1] for s in lengths])
+        cum = np.concatenate([[0.0], np.cumsum(totals)])
+        s = np.linspace(0.0, cum[-1], n)
+        # A sample at a junction belongs to the end of the piece before it: the start
+        # of the next piece of a disconnected front is weakly dominated by that end.
+        k = np.clip(np.searchsorted(cum, s, side="left") - 1, 0, len(pieces) - 1)
+        t = np.empty(n)
+        for j in range(len(pieces)):
+            sel = k == j
+            t[sel] = np.interp(s[sel] - cum[j], lengths[j], grids[j])
+        return t
