@@ -74,26 +74,38 @@ def check_gram(G, rtol, out):
 def chol_factor(M):
     """Upper-triangular R with R^T R = M, as ``(ok, R)``; ok is False if M is not PD.
 
-    Right-looking and row-oriented (vectorises), single-threaded on purpose: LAPACK's
-    threaded factorisation of a 128 x 128 matrix slows down tenfold when the other
-    cores are busy (a training loop's data loaders), this does not.
+    Right-looking, in panels of four rows: each panel is factored row by row, then
+    the trailing block takes one fused rank-4 update per row (contiguous, vectorised),
+    which halves the memory traffic of the row-by-row version. Single-threaded on
+    purpose: LAPACK's threaded factorisation of a 128 x 128 matrix slows down tenfold
+    when the other cores are busy (a training loop's data loaders); this does not.
     """
     n = M.shape[0]
     R = M.copy()
-    for k in range(n):
-        d = R[k, k]
-        if not d > 0.0:
-            return False, R
-        d = np.sqrt(d)
-        R[k, k] = d
-        inv = 1.0 / d
-        for j in range(k + 1, n):
-            R[k, j] *= inv
-        for i in range(k + 1, n):
-            rki = R[k, i]
-            if rki != 0.0:
+    k = 0
+    while k < n:
+        b = min(4, n - k)
+        for p in range(k, k + b):
+            d = R[p, p]
+            if not d > 0.0:
+                return False, R
+            d = np.sqrt(d)
+            R[p, p] = d
+            inv = 1.0 / d
+            for j in range(p + 1, n):
+                R[p, j] *= inv
+            for q in range(p + 1, k + b):
+                a = R[p, q]
+                for j in range(q, n):
+                    R[q, j] -= a * R[p, j]
+        if b == 4:
+            r0, r1, r2, r3 = R[k], R[k + 1], R[k + 2], R[k + 3]
+            for i in range(k + 4, n):
+                a0, a1, a2, a3 = r0[i], r1[i], r2[i], r3[i]
+                ri = R[i]
                 for j in range(i, n):
-                    R[i, j] -= rki * R[k, j]
+                    ri[j] -= a0 * r0[j] + a1 * r1[j] + a2 * r2[j] + a3 * r3[j]
+        k += b
     for i in range(n):
         for j in range(i):
             R[i, j] = 0.0
