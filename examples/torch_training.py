@@ -56,10 +56,10 @@ class Model(torch.nn.Module):
         return [h(z) for h in self.heads]
 
 
-def train(method, sigmas, steps, device, batch=100, seed=0):
+def train(method, sigmas, steps, device, batch=100, seed=0, lr=1e-2):
     x, ys = make_data(sigmas, device=device)
     model = Model(len(sigmas), seed=seed).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
     shared = list(model.trunk.parameters())
     last_shared_layer = list(model.trunk[6].parameters())
     agg = None
@@ -104,7 +104,7 @@ def main(argv=None) -> None:
     }
     methods = ("equal", "gradnorm", "mgda", "pcgrad")
     logs = {}
-    print(f"device: {device}, {args.steps} steps of Adam (lr 1e-3), batch 100")
+    print(f"device: {device}, {args.steps} steps of Adam (lr 1e-2), batch 100")
     for setup, sigmas in setups.items():
         print(f"\n== {setup}: final loss ratio L_i(T) / L_i(0) per task")
         for method in methods:
