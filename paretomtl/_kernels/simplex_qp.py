@@ -39,6 +39,19 @@ STATUS_STALLED = 2  # rounding stops progress; the KKT residual says how close w
 
 
 @njit(cache=True)
+def _slack(c):
+    """``(1 - sum(c), any(c != 0))``: the weight left above the bounds, and whether
+    there are bounds at all (c = 0 is MGDA)."""
+    s = 1.0
+    bounded = False
+    for i in range(c.size):
+        s -= c[i]
+        if c[i] != 0.0:
+            bounded = True
+    return s, bounded
+
+
+@njit(cache=True)
 def kkt_residual(G, w, c):
     """Return ``(mu, residual)`` for the bounded simplex QP at a feasible ``w``.
 
@@ -152,12 +165,7 @@ def wolfe(G, c, tol, max_iter, aug):
     when it is far below max_i G_ii). Returns ``(w, iterations, status)``.
     """
     K = G.shape[0]
-    s = 1.0
-    bounded = False
-    for i in range(K):
-        s -= c[i]
-        if c[i] != 0.0:
-            bounded = True
+    s, bounded = _slack(c)
     Gc = np.empty(K)
     matvec(G, c, Gc)
     e = np.ones(K)
@@ -476,12 +484,7 @@ def solve_exact(G, c, tol, max_iter):
     w^T G w on the caller's scale, the residual relative to max_i G_ii.
     """
     K = G.shape[0]
-    s = 1.0
-    bounded = False
-    for i in range(K):
-        s -= c[i]
-        if c[i] != 0.0:
-            bounded = True
+    s, bounded = _slack(c)
     scale = 0.0
     n_zero = 0
     for i in range(K):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from paretomtl._kernels.gradvac import gradvac_coefficients
-from paretomtl.solvers._input import combine, prepare
+from paretomtl.solvers._input import prepare
 from paretomtl.solvers._registry import register
 from paretomtl.solvers._result import SolverResult
 from paretomtl.solvers._stateful import (
@@ -15,6 +15,7 @@ from paretomtl.solvers._stateful import (
     check_num_tasks,
     restore_generator,
 )
+from paretomtl.solvers.pcgrad import coefficient_result
 
 _REDUCTIONS = ("sum", "mean")
 _TARGET_UPDATES = ("every-pair", "when-below")
@@ -183,22 +184,13 @@ class GradVac:
         )
         self._targets = targets
         self._step += 1
-        weights = A.sum(axis=0)
-        if self.reduction == "mean":
-            weights = weights / K
-        return SolverResult(
-            weights=weights,
-            direction=combine(weights, J),
-            gram=G,
-            method=f"gradvac/{self.reduction}",
-            extras={
-                "coefficients": A,
-                "adjustments": int(n_adj),
-                "orders": orders,
-                "cosines": phis,
-                "targets": targets.copy(),
-            },
-        )
+        extras = {
+            "adjustments": int(n_adj),
+            "orders": orders,
+            "cosines": phis,
+            "targets": targets.copy(),
+        }
+        return coefficient_result(A, J, G, self.reduction, "gradvac", extras)
 
     def state_dict(self) -> dict:
         """Plain-data state (copies); :meth:`load_state_dict` restores it exactly."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from paretomtl._kernels.momentum_pcgrad import gated_pcgrad_coefficients
-from paretomtl.solvers._input import combine, prepare
+from paretomtl.solvers._input import prepare
 from paretomtl.solvers._registry import register
 from paretomtl.solvers._result import SolverResult
 from paretomtl.solvers._stateful import (
@@ -15,7 +15,7 @@ from paretomtl.solvers._stateful import (
     restore_generator,
 )
 from paretomtl.solvers.conflict import ConflictTracker
-from paretomtl.solvers.pcgrad import task_orders
+from paretomtl.solvers.pcgrad import coefficient_result, task_orders
 
 _REDUCTIONS = ("sum", "mean")
 
@@ -200,23 +200,14 @@ class MomentumPCGrad:
         allowed = rho >= self.threshold
         orders = task_orders(K, self._rng)
         A, n_proj = gated_pcgrad_coefficients(G_hat, orders, allowed)
-        weights = A.sum(axis=0)
-        if self.reduction == "mean":
-            weights = weights / K
-        return SolverResult(
-            weights=weights,
-            direction=combine(weights, J),
-            gram=G,
-            method=f"momentum-pcgrad/{self.reduction}",
-            extras={
-                "coefficients": A,
-                "projections": int(n_proj),
-                "orders": orders,
-                "expected_gram": G_hat,
-                "signal_to_noise": rho,
-                "stats": stats,
-            },
-        )
+        extras = {
+            "projections": int(n_proj),
+            "orders": orders,
+            "expected_gram": G_hat,
+            "signal_to_noise": rho,
+            "stats": stats,
+        }
+        return coefficient_result(A, J, G, self.reduction, "momentum-pcgrad", extras)
 
     def state_dict(self) -> dict:
         """Plain-data state (copies); :meth:`load_state_dict` restores it exactly."""

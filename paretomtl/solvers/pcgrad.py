@@ -115,13 +115,26 @@ def pcgrad(
             raise ValueError("orders must hold a permutation of range(K) in every row")
         orders = orders.astype(np.int64)
     A, n_proj = pcgrad_coefficients(G, orders)
+    return coefficient_result(
+        A, J, G, reduction, "pcgrad", {"projections": int(n_proj), "orders": orders}
+    )
+
+
+def coefficient_result(
+    A: np.ndarray, J: np.ndarray | None, G: np.ndarray, reduction: str, name: str, extras: dict
+) -> SolverResult:
+    """The result of a method whose modified gradients are the rows of ``A @ J``.
+
+    The update is their sum (weights ``A^T 1``) or mean; ``extras`` gains the
+    coefficients. Shared by PCGrad, GradVac and momentum PCGrad.
+    """
     weights = A.sum(axis=0)
     if reduction == "mean":
-        weights = weights / K
+        weights = weights / A.shape[0]
     return SolverResult(
         weights=weights,
         direction=combine(weights, J),
         gram=G,
-        method=f"pcgrad/{reduction}",
-        extras={"coefficients": A, "projections": int(n_proj), "orders": orders},
+        method=f"{name}/{reduction}",
+        extras={"coefficients": A, **extras},
     )
