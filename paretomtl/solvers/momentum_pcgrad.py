@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from paretomtl._kernels.momentum_pcgrad import gated_pcgrad_coefficients
+from paretomtl._kernels.pcgrad import pcgrad_coefficients
 from paretomtl.solvers._input import prepare
 from paretomtl.solvers._registry import register
 from paretomtl.solvers._result import SolverResult
@@ -199,7 +199,7 @@ class MomentumPCGrad:
         rho = signal_to_noise(stats.mean_cosine, stats.mean_square_cosine)
         allowed = rho >= self.threshold
         orders = task_orders(K, self._rng)
-        A, n_proj = gated_pcgrad_coefficients(G_hat, orders, allowed)
+        A, n_proj = pcgrad_coefficients(G_hat, orders, allowed)
         extras = {
             "projections": int(n_proj),
             "orders": orders,

@@ -114,7 +114,7 @@ def pcgrad(
         if not (np.sort(orders, axis=1) == np.arange(K)).all():
             raise ValueError("orders must hold a permutation of range(K) in every row")
         orders = orders.astype(np.int64)
-    A, n_proj = pcgrad_coefficients(G, orders)
+    A, n_proj = pcgrad_coefficients(G, orders, np.ones((K, K), dtype=np.bool_))
     return coefficient_result(
         A, J, G, reduction, "pcgrad", {"projections": int(n_proj), "orders": orders}
     )
