@@ -4,10 +4,11 @@ The problem is the two-objective example of Pareto MTL (Lin et al., NeurIPS 2019
 
     f_1(x) = 1 - exp(-||x - 1/sqrt(d)||^2),   f_2(x) = 1 - exp(-||x + 1/sqrt(d)||^2)
 
-whose Pareto set is the segment between the two centres +-1/sqrt(d) (1, ..., 1). From
+whose Pareto set is the segment between the two centres +-1/sqrt(d) (1, ..., 1)
+(``paretomtl.problems.ParetoMTLToy`` with d = 2, box [-1, 1]^2). From
 the same random starts, gradient descent along the direction of each method (MGDA,
 the Pareto step with lower bounds, PCGrad, and the plain sum of gradients) runs a
-fixed number of steps. The demo writes the final points and their distance to Pareto
+fixed number of projected steps. The demo writes the final points and their distance to Pareto
 stationarity (the MGDA min-norm value there) as CSV and JSON, and a PNG plot of the
 trajectories in objective space against the true front.
 """
@@ -22,24 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from paretomtl import solvers
-
-
-def toy_objectives(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Values (2,) and gradients (2, d) of the Pareto MTL toy problem at x (d,)."""
-    d = x.shape[0]
-    centre = np.full(d, 1.0 / np.sqrt(d))
-    a, b = x - centre, x + centre
-    ea, eb = np.exp(-a @ a), np.exp(-b @ b)
-    values = np.array([1.0 - ea, 1.0 - eb])
-    grads = np.stack([2.0 * a * ea, 2.0 * b * eb])
-    return values, grads
-
-
-def true_front(points: int = 200, d: int = 2) -> np.ndarray:
-    """The Pareto front of the toy: its values along the segment between the centres."""
-    t = np.linspace(-1.0, 1.0, points)
-    xs = t[:, None] * np.full(d, 1.0 / np.sqrt(d))
-    return np.array([toy_objectives(x)[0] for x in xs])
+from paretomtl.problems import get_problem
 
 
 def _direction(method: str, grads: np.ndarray, step: int) -> np.ndarray:
@@ -60,8 +44,9 @@ METHODS = ("mgda", "pareto-step", "pcgrad", "sum")
 def run(out: Path, *, starts: int = 8, steps: int = 150, lr: float = 0.2, seed: int = 0) -> dict:
     """Run the demo; write ``points.csv``, ``summary.json`` and ``front.png`` into out."""
     out.mkdir(parents=True, exist_ok=True)
+    problem = get_problem("paretomtl-toy", n_var=2)
     rng = np.random.default_rng(seed)
-    x0s = rng.uniform(-1.5, 1.5, size=(starts, 2))
+    x0s = rng.uniform(problem.lower, problem.upper, size=(starts, 2))
     trajectories: dict[str, list[np.ndarray]] = {}
     rows = []
     timings = {}
@@ -72,10 +57,11 @@ def run(out: Path, *, starts: int = 8, steps: int = 150, lr: float = 0.2, seed: 
             x = x0.copy()
             path = []
             for step in range(steps):
-                values, grads = toy_objectives(x)
+                values, grads = problem.evaluate(x)
                 path.append(values)
-                x = x - lr * _direction(method, grads, step)
-            values, grads = toy_objectives(x)
+                # A projected step: the box [-1, 1]^2 holds the Pareto set.
+                x = np.clip(x - lr * _direction(method, grads, step), problem.lower, problem.upper)
+            values, grads = problem.evaluate(x)
             path.append(values)
             paths.append(np.array(path))
             stationarity = solvers.mgda(grads).objective
@@ -115,11 +101,11 @@ def run(out: Path, *, starts: int = 8, steps: int = 150, lr: float = 0.2, seed: 
         },
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    summary["plot"] = _plot(out / "front.png", trajectories)
+    summary["plot"] = _plot(out / "front.png", trajectories, problem.pareto_front(200))
     return summary
 
 
-def _plot(path: Path, trajectories: dict[str, list[np.ndarray]]) -> str | None:
+def _plot(path: Path, trajectories: dict[str, list[np.ndarray]], front: np.ndarray) -> str | None:
     try:
         import matplotlib
 
@@ -127,7 +113,6 @@ def _plot(path: Path, trajectories: dict[str, list[np.ndarray]]) -> str | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    front = true_front()
     fig, axes = plt.subplots(1, len(trajectories), figsize=(4 * len(trajectories), 4))
     for ax, (method, paths) in zip(axes, trajectories.items(), strict=True):
         ax.plot(front[:, 0], front[:, 1], "k-", lw=2, label="true Pareto front")

@@ -540,4 +540,4 @@ def solve_exact(G, c, tol, max_iter):
     for i in range(K):
         for j in range(K):
             obj += w[i] * G[i, j] * w[j]
-    return w, it, status, obj, res
+    return w, it, status, max(obj, 0.0), res  # a squared norm: no rounding below 0
