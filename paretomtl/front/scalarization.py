@@ -1,0 +1,525 @@
+r"""Scalarisation methods: one Pareto point per preference vector, in the box.
+
+- :func:`linear_scalarization`: minimise :math:`\sum_i r_i f_i(x)`.
+- :func:`tchebycheff`: minimise :math:`\max_i r_i (f_i(x) - z_i)`.
+- :func:`smooth_tchebycheff`: minimise
+  :math:`\mu \log \sum_i e^{r_i (f_i(x) - z_i)/\mu}` (Lin, Zhang, Xi, Liu & Liu,
+  ICML 2024).
+- :func:`trace`: one of them per ray, the found points in one array.
+
+The smooth ones are solved by projected gradient descent in the box. The
+direction is the projected gradient :math:`p = -\nabla\varphi` with the components
+that point out of the box at an active bound zeroed; the trial step
+:math:`x + \alpha t p` goes at most to the first bound it meets (:math:`\alpha \le
+1`), which then becomes active. It is accepted by Armijo's test
+:math:`\varphi(x^+) \le \varphi(x) + \sigma \nabla\varphi(x)^\top (x^+ - x)` with
+:math:`\sigma = \tfrac12`, else t is halved; the first trial t is twice the last
+accepted one. :math:`\sigma = \tfrac12` is the descent lemma's test: on an
+L-smooth function it accepts every :math:`t \le 1/L` (on a quadratic of curvature L,
+exactly those), so with the doubling no accepted step is below :math:`1/(2L)` (a small
+:math:`\sigma` also lets through the steps near :math:`2/L` that oscillate across a
+valley), and the doubling crosses flat regions, such as the Pareto MTL toy far
+from its set, in few iterations. Stopping at the first bound rather than clipping
+(Bertsekas' projection arc, IEEE Trans. Autom. Control 1976) keeps a long step from
+throwing a coordinate onto a bound where another stationary point sits (ZDT2's
+:math:`x_1 = 0`); each capped step adds an active bound. It stops when the
+projected gradient's norm is at most ``tol`` relative to the gradients' scale, or
+after ``max_iter`` iterations (``converged=False``). The exact Tchebycheff
+problem is non-smooth; see :func:`tchebycheff` for its min-max step.
+
+Objectives with :math:`r_i = 0` are left out of each scalarisation (in the
+Tchebycheff max they would otherwise add a floor :math:`0`, and their gradient, such
+as ZDT1's :math:`-\infty` at :math:`x_1 = 0`, never enters). A ray with zeros
+(the ends of :func:`paretomtl.front.simplex_rays`) therefore finds a minimiser of the
+remaining objectives, a weakly Pareto optimal point that need not lie on the front
+(on ZDT, ray :math:`(1, 0)` stops at any :math:`x_1 = 0`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from paretomtl.front._minimax import MAX_OBJECTIVES, box_minimax_step
+from paretomtl.front.stationarity import active_bounds, stationarity_from_jacobian
+
+_SIGMA = 0.5  # Armijo's sufficient-decrease fraction (the descent lemma's)
+_T_MAX = 1e8  # largest trial step
+_T_MIN = 1e-20  # smallest trial step before giving up
+_ROUNDING = 1e-6  # relative stationarity accepted when rounding stops the line search
+
+
+@dataclass(frozen=True, eq=False)
+class ScalarizationResult:
+    """One scalarisation run.
+
+    Attributes:
+        x: (n_var,) the point found, in the box.
+        values: (n_obj,) the objective values there.
+        objective: the scalarised value there.
+        iterations: iterations taken.
+        converged: False when ``max_iter`` or the line search stopped it first.
+        stationarity: :func:`paretomtl.front.bound_aware_stationarity` at ``x``.
+        method: ``"linear"``, ``"tchebycheff"`` or ``"stch"``.
+        preference: (n_obj,) the preference vector used.
+    """
+
+    x: np.ndarray
+    values: np.ndarray
+    objective: float
+    iterations: int
+    converged: bool
+    stationarity: float
+    method: str
+    preference: np.ndarray = field(repr=False)
+
+
+def _check_preference(preference: object, n_obj: int) -> np.ndarray:
+    r = np.asarray(preference, dtype=np.float64)
+    if r.shape != (n_obj,):
+        raise ValueError(f"preference must have shape ({n_obj},); got {r.shape}")
+    if not np.isfinite(r).all() or (r < 0).any() or not (r > 0).any():
+        raise ValueError(
+            f"preference must be finite, >= 0 and not all zero; got {np.array2string(r)}"
+        )
+    return r
+
+
+def _check_ideal(ideal: object, n_obj: int) -> np.ndarray:
+    z = np.zeros(n_obj) if ideal is None else np.asarray(ideal, dtype=np.float64)
+    if z.ndim == 0:
+        z = np.full(n_obj, float(z))
+    if z.shape != (n_obj,) or not np.isfinite(z).all():
+        raise ValueError(f"ideal must be None, a scalar or finite of shape ({n_obj},); got {z}")
+    return z
+
+
+def _start(problem, x0: object, seed: object) -> np.ndarray:
+    if x0 is None:
+        rng = np.random.default_rng(seed)
+        return rng.uniform(problem.lower, problem.upper)
+    x = np.asarray(x0, dtype=np.float64)
+    if x.shape != (problem.n_var,) or not np.isfinite(x).all():
+        raise ValueError(f"x0 must be finite with shape ({problem.n_var},); got {x.shape}")
+    return np.clip(x, problem.lower, problem.upper)
+
+
+def _finish(problem, x, values, jacobian, objective, it, converged, method, r):
+    at_lower, at_upper = active_bounds(problem, x, 1e-12)
+    theta = stationarity_from_jacobian(jacobian, at_lower, at_upper).value
+    return ScalarizationResult(
+        x, values, float(objective), it, bool(converged), theta, method, r.copy()
+    )
+
+
+def _weighted(weights: np.ndarray, jacobian: np.ndarray) -> np.ndarray:
+    on = weights > 0
+    return weights[on] @ jacobian[on]
+
+
+def _max_fraction(x, p, lo, hi, at_bound) -> float:
+    """Largest a <= 1 with x + a p in the box, ignoring coordinates already at a bound."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        room = np.where(p > 0, (hi - x) / p, np.where(p < 0, (lo - x) / p, np.inf))
+    room[at_bound] = np.inf
+    return float(min(1.0, room.min()))
+
+
+def _scale(weights: np.ndarray, jacobian: np.ndarray) -> float:
+    """sum_i w_i ||grad f_i||: the gradient scale the stopping test is relative to."""
+    on = weights > 0
+    scale = float(weights[on] @ np.linalg.norm(jacobian[on], axis=1))
+    return max(scale, np.finfo(float).tiny)
+
+
+def _projected_gradient(
+    problem,
+    scalarize: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    x: np.ndarray,
+    max_iter: int,
+    tol: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, int, bool]:
+    """Projected gradient, steps capped at the box, Armijo backtracking."""
+    lo, hi = problem.lower, problem.upper
+    values, jacobian = problem.evaluate(x)
+    phi, weights = scalarize(values)
+    grad = _weighted(weights, jacobian)
+    if not np.isfinite(grad).all():
+        raise ValueError("the scalarised gradient is not finite at x0; start elsewhere")
+    scale, t = _scale(weights, jacobian), 1.0
+    for it in range(max_iter):
+        at_lower, at_upper = active_bounds(problem, x, 1e-12)
+        p = -grad
+        p[(at_lower & (p < 0)) | (at_upper & (p > 0))] = 0.0  # the projected gradient
+        ratio = float(np.linalg.norm(p)) / max(scale, _scale(weights, jacobian))
+        if ratio <= tol:
+            return x, values, jacobian, phi, it, True
+        t = min(2.0 * t, _T_MAX)
+        while True:
+            alpha = _max_fraction(x, t * p, lo, hi, at_lower | at_upper)
+            trial = np.clip(x + alpha * t * p, lo, hi)
+            step = trial - x
+            if not step.any():  # nothing left to gain at this precision
+                return x, values, jacobian, phi, it, ratio <= _ROUNDING
+            v_new, j_new = problem.evaluate(trial)
+            phi_new, w_new = scalarize(v_new)
+            if phi_new <= phi + _SIGMA * (grad @ step):
+                g_new = _weighted(w_new, j_new)
+                if np.isfinite(g_new).all():
+                    break
+            t *= 0.5
+            if t < _T_MIN:
+                return x, values, jacobian, phi, it, ratio <= _ROUNDING
+        x, values, jacobian, phi, weights, grad = trial, v_new, j_new, phi_new, w_new, g_new
+    return x, values, jacobian, phi, max_iter, False
+
+
+def linear_scalarization(
+    problem,
+    preference: object,
+    x0: object = None,
+    *,
+    seed: object = None,
+    max_iter: int = 2000,
+    tol: float = 1e-8,
+) -> ScalarizationResult:
+    r"""Minimise the weighted sum :math:`\sum_i r_i f_i(x)` over the box.
+
+    The classical weighted-sum method (Zadeh, IEEE Trans. Autom. Control 1963;
+    Miettinen, Nonlinear Multiobjective Optimization, Kluwer 1999, ch. 3.1). Its
+    minimisers are Pareto optimal for :math:`r > 0` and weakly Pareto optimal for
+    :math:`r \ge 0`, but only points where a supporting hyperplane touches the front
+    are reachable: on a concave front (ZDT2) every ray ends at one of the two ends.
+    Solved by projected gradient descent with Armijo backtracking (module
+    docstring).
+
+    Args:
+        problem: a :class:`paretomtl.problems.Problem`.
+        preference: r, shape (n_obj,), non-negative and not all zero.
+        x0: the start, shape (n_var,) (clipped into the box); default uniform in the
+            box from ``seed``.
+        seed: seed or ``numpy.random.Generator`` for the default start.
+        max_iter: iteration cap.
+        tol: stop when the projected gradient's norm is at most ``tol`` times
+            :math:`\sum_i w_i \|\nabla f_i\|` (w the scalarisation's weights),
+            the larger of its values at x0 and at the iterate.
+
+    Returns:
+        A :class:`ScalarizationResult`.
+
+    Example:
+        >>> from paretomtl.front import linear_scalarization
+        >>> from paretomtl.problems import ConvexQuadratic
+        >>> res = linear_scalarization(ConvexQuadratic(n_var=2), [0.5, 0.5], seed=0)
+        >>> res.values.round(6), res.converged
+        (array([0.25, 0.25]), True)
+    """
+    r = _check_preference(preference, problem.n_obj)
+    x = _start(problem, x0, seed)
+
+    def scalarize(values: np.ndarray) -> tuple[float, np.ndarray]:
+        on = r > 0
+        return float(r[on] @ values[on]), r
+
+    out = _projected_gradient(problem, scalarize, x, max_iter, tol)
+    return _finish(problem, *out, "linear", r)
+
+
+def _stch(values: np.ndarray, r: np.ndarray, z: np.ndarray, mu: float):
+    on = r > 0
+    u = r[on] * (values[on] - z[on]) / mu
+    top = u.max()
+    e = np.exp(u - top)
+    s = e.sum()
+    weights = np.zeros_like(r)
+    weights[on] = r[on] * e / s
+    return float(mu * (top + np.log(s))), weights
+
+
+def smooth_tchebycheff(
+    problem,
+    preference: object,
+    x0: object = None,
+    *,
+    ideal: object = None,
+    mu: float = 0.01,
+    seed: object = None,
+    max_iter: int = 2000,
+    tol: float = 1e-8,
+) -> ScalarizationResult:
+    r"""Minimise the smooth Tchebycheff scalarisation (STCH) over the box.
+
+    .. math::
+
+        g_\mu(x) = \mu \log \sum_i \exp\Bigl(\frac{r_i (f_i(x) - z_i)}{\mu}\Bigr),
+        \qquad
+        \nabla g_\mu = \sum_i p_i r_i \nabla f_i,\quad
+        p = \mathrm{softmax}\bigl(r \odot (f - z)/\mu\bigr),
+
+    from Lin, Zhang, Xi, Liu & Liu, "Smooth Tchebycheff Scalarization for
+    Multi-Objective Optimization", ICML 2024. It is smooth, and
+    :math:`g^{TCH} \le g_\mu \le g^{TCH} + \mu \log m`; its minimisers are weakly
+    Pareto optimal, and with every :math:`r_i > 0` a stationary point is Pareto
+    critical (its gradient is a positive combination of the :math:`\nabla f_i`). As
+    :math:`\mu \to 0` it tends to :func:`tchebycheff`; as :math:`\mu` grows it acts
+    like :func:`linear_scalarization` (so a large :math:`\mu` misses concave parts
+    of a front). Solved by projected gradient descent with Armijo backtracking
+    (module docstring); the curvature across the kink grows like :math:`1/\mu`, and
+    so does the iteration count.
+
+    Args:
+        problem: a :class:`paretomtl.problems.Problem`.
+        preference: r, shape (n_obj,), non-negative and not all zero.
+        x0: the start (clipped into the box); default uniform in the box from ``seed``.
+        ideal: z, the ideal (utopia) point: None (zeros), a scalar or shape (n_obj,).
+        mu: the smoothing parameter, > 0.
+        seed: seed or ``numpy.random.Generator`` for the default start.
+        max_iter: iteration cap.
+        tol: stop when the projected gradient's norm is at most ``tol`` times
+            :math:`\sum_i w_i \|\nabla f_i\|` (w the scalarisation's weights),
+            the larger of its values at x0 and at the iterate.
+
+    Returns:
+        A :class:`ScalarizationResult` (``objective`` is :math:`g_\mu`).
+
+    Example:
+        >>> from paretomtl.front import smooth_tchebycheff
+        >>> from paretomtl.problems import ZDT2
+        >>> res = smooth_tchebycheff(ZDT2(n_var=5), [0.5, 0.5], seed=0)
+        >>> res.values.round(2), bool(res.stationarity < 1e-8)  # TCH's point: 0.618 each
+        (array([0.62, 0.62]), True)
+    """
+    r = _check_preference(preference, problem.n_obj)
+    z = _check_ideal(ideal, problem.n_obj)
+    if not (isinstance(mu, (int, float)) and np.isfinite(mu) and mu > 0):
+        raise ValueError(f"mu must be a positive finite number; got {mu!r}")
+    x = _start(problem, x0, seed)
+    out = _projected_gradient(problem, lambda v: _stch(v, r, z, float(mu)), x, max_iter, tol)
+    return _finish(problem, *out, "stch", r)
+
+
+def _max_term(values: np.ndarray, r: np.ndarray, z: np.ndarray) -> float:
+    on = r > 0
+    return float(np.max(r[on] * (values[on] - z[on])))
+
+
+def tchebycheff(
+    problem,
+    preference: object,
+    x0: object = None,
+    *,
+    ideal: object = None,
+    seed: object = None,
+    max_iter: int = 2000,
+    tol: float = 1e-8,
+) -> ScalarizationResult:
+    r"""Minimise the (weighted) Tchebycheff scalarisation :math:`\max_i r_i (f_i(x) - z_i)`.
+
+    Every Pareto optimal point minimises it for some r (Bowman 1976; Miettinen,
+    Nonlinear Multiobjective Optimization, Kluwer 1999, thm 3.4.5), concave fronts
+    included; minimisers are weakly Pareto optimal, and in the interior of a
+    connected front they meet their preference: :math:`r_i (f_i - z_i)` is the same
+    for every i.
+
+    *The min-max step.* The objective is non-smooth, so each iteration solves the
+    proximal linearisation (Pshenichnyi's linearisation method for minimax
+    problems; Pshenichnyi & Danilin, Numerical Methods in Extremal Problems, 1978)
+
+    .. math::
+
+        d(t) = \arg\min_d \max_{i} \bigl(a_i + b_i^\top d\bigr) + \frac{1}{2t}\|d\|^2,
+        \qquad a_i = r_i (f_i - z_i),\ b_i = r_i \nabla f_i,
+
+    through its dual, a QP on the simplex,
+    :math:`\lambda = \arg\min_{\lambda \in \Delta} \tfrac t2 \|\sum_i \lambda_i
+    b_i\|^2 - \sum_i \lambda_i a_i`, :math:`d = -t \sum_i \lambda_i b_i`, solved
+    exactly by face enumeration (K <= 10; our MGDA kernel has no linear term and
+    cannot be given one, see :func:`paretomtl.front._minimax.simplex_qp`). An
+    exact QP step keeps the kink exact, where a smoothing continuation
+    (:func:`smooth_tchebycheff` with :math:`\mu \to 0`) would need iterations
+    growing like :math:`1/\mu` to meet the preference to :math:`\mu`. The box
+    is part of the step, :math:`x + d \in [\text{lower}, \text{upper}]`, handled
+    exactly in the dual (:func:`paretomtl.front._minimax.box_minimax_step`):
+    clipping an unconstrained step instead lets the linear model, unbounded along
+    free coordinates, throw :math:`x_1` of ZDT2 onto its bound, a stationary point
+    of :math:`f_2` that is not the Tchebycheff point. The step is accepted when
+    :math:`\max_i r_i (f_i - z_i)` drops by at least :math:`\sigma\|d\|^2 / t`
+    (the model's own decrease is at least :math:`\|d\|^2/t`, by strong
+    convexity), else t is halved; the first trial t is twice the last accepted
+    one. It stops at a Tchebycheff-stationary point (the unit step vanishes) or
+    after ``max_iter`` iterations.
+
+    Args:
+        problem: a :class:`paretomtl.problems.Problem` with at most 10 objectives.
+        preference: r, shape (n_obj,), non-negative and not all zero.
+        x0: the start (clipped into the box); default uniform in the box from ``seed``.
+        ideal: z, the ideal (utopia) point: None (zeros), a scalar or shape (n_obj,).
+        seed: seed or ``numpy.random.Generator`` for the default start.
+        max_iter: iteration cap.
+        tol: stop when the unit step :math:`\|d(1)\|` is at most ``tol`` times
+            :math:`\sum_i \lambda_i \|b_i\|` (the larger of its values at x0 and
+            at the iterate; at x0 with the largest :math:`\|b_i\|`).
+
+    Returns:
+        A :class:`ScalarizationResult` (``objective`` is the max).
+
+    Example:
+        >>> from paretomtl.front import tchebycheff
+        >>> from paretomtl.problems import ZDT1
+        >>> res = tchebycheff(ZDT1(n_var=5), [0.5, 0.5], seed=0)
+        >>> res.values.round(6), res.converged
+        (array([0.381966, 0.381966]), True)
+    """
+    r = _check_preference(preference, problem.n_obj)
+    z = _check_ideal(ideal, problem.n_obj)
+    if problem.n_obj > MAX_OBJECTIVES:
+        raise ValueError(
+            f"tchebycheff supports up to {MAX_OBJECTIVES} objectives; "
+            f"got {problem.n_obj}: use smooth_tchebycheff"
+        )
+    x = _start(problem, x0, seed)
+    lo, hi = problem.lower, problem.upper
+    on = r > 0
+    values, jacobian = problem.evaluate(x)
+    phi = _max_term(values, r, z)
+    scale = None
+    t, converged, it = 1.0, False, 0
+    for it in range(max_iter):  # noqa: B007 - the count is reported
+        B = r[on, None] * jacobian[on]
+        if not np.isfinite(B).all():
+            raise ValueError("a preferred objective has a non-finite gradient at the iterate")
+        a = r[on] * (values[on] - z[on])
+        if scale is None:
+            scale = max(float(np.linalg.norm(B, axis=1).max()), np.finfo(float).tiny)
+        d, lam = box_minimax_step(B, a, 1.0, lo - x, hi - x)
+        ratio = float(np.linalg.norm(d)) / max(scale, _scale(lam, B))
+        if ratio <= tol:
+            converged = True
+            break
+        t = min(2.0 * t, _T_MAX)
+        while t >= _T_MIN:
+            d, lam = box_minimax_step(B, a, t, lo - x, hi - x)
+            trial = np.clip(x + d, lo, hi)
+            if not (trial - x).any():
+                t = 0.0
+                break
+            v_new, j_new = problem.evaluate(trial)
+            phi_new = _max_term(v_new, r, z)
+            if phi_new <= phi - _SIGMA * (d @ d) / t and np.isfinite(j_new[on]).all():
+                break
+            t *= 0.5
+        if t < _T_MIN:
+            converged = ratio <= _ROUNDING
+            break
+        x, values, jacobian, phi = trial, v_new, j_new, phi_new
+    else:
+        it = max_iter
+    return _finish(problem, x, values, jacobian, phi, it, converged, "tchebycheff", r)
+
+
+_METHODS: dict[str, Callable[..., ScalarizationResult]] = {
+    "linear": linear_scalarization,
+    "tchebycheff": tchebycheff,
+    "stch": smooth_tchebycheff,
+}
+
+
+@dataclass(frozen=True, eq=False)
+class TraceResult:
+    """One method run once per ray.
+
+    Attributes:
+        points: (n_rays, n_obj) the objective values found, row k for ray k.
+        xs: (n_rays, n_var) the points of the box that give them.
+        rays: (n_rays, n_obj) the preference vectors.
+        stationarity: (n_rays,) bound-aware stationarity at each point.
+        converged: (n_rays,) whether each run met its stopping test.
+        iterations: (n_rays,) iterations of each run.
+        method: the method's name.
+        results: the per-ray :class:`ScalarizationResult` objects.
+    """
+
+    points: np.ndarray
+    xs: np.ndarray
+    rays: np.ndarray
+    stationarity: np.ndarray
+    converged: np.ndarray
+    iterations: np.ndarray
+    method: str
+    results: tuple[ScalarizationResult, ...] = field(repr=False)
+
+
+def trace(
+    problem,
+    method: str,
+    rays: object,
+    x0: object = None,
+    *,
+    seed: object = 0,
+    **options: object,
+) -> TraceResult:
+    """Run a scalarisation method once per preference vector.
+
+    Methods: ``"linear"`` (:func:`linear_scalarization`), ``"tchebycheff"``
+    (:func:`tchebycheff`), ``"stch"`` (:func:`smooth_tchebycheff`). Without ``x0``,
+    run k starts from a point drawn uniformly in the box by
+    ``numpy.random.default_rng(seed)`` (one draw per ray, in ray order), so the same
+    seed gives the same points, bit for bit.
+
+    Args:
+        problem: a :class:`paretomtl.problems.Problem`.
+        method: the method's name.
+        rays: (n_rays, n_obj) preference vectors, e.g.
+            :func:`paretomtl.front.simplex_rays`.
+        x0: one start (n_var,) for every ray, or one per ray (n_rays, n_var).
+        seed: seed or ``numpy.random.Generator`` for the random starts.
+        **options: passed to the method (``ideal``, ``mu``, ``max_iter``, ``tol``).
+
+    Returns:
+        A :class:`TraceResult`.
+
+    Example:
+        >>> from paretomtl.front import simplex_rays, trace
+        >>> from paretomtl.problems import ZDT1
+        >>> out = trace(ZDT1(n_var=5), "tchebycheff", simplex_rays(2, 3), seed=0)
+        >>> out.points.round(4)  # the end rays give weakly Pareto points (module docstring)
+        array([[1.    , 0.    ],
+               [0.382 , 0.382 ],
+               [0.    , 4.6526]])
+        >>> bool(out.stationarity.max() < 1e-12)
+        True
+    """
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {', '.join(map(repr, _METHODS))}; got {method!r}")
+    R = np.asarray(rays, dtype=np.float64)
+    if R.ndim != 2 or R.shape[1] != problem.n_obj or R.shape[0] < 1:
+        raise ValueError(f"rays must have shape (n_rays >= 1, {problem.n_obj}); got {R.shape}")
+    starts: list[object]
+    if x0 is None:
+        rng = np.random.default_rng(seed)
+        starts = [rng.uniform(problem.lower, problem.upper) for _ in range(len(R))]
+    else:
+        X0 = np.asarray(x0, dtype=np.float64)
+        if X0.shape == (problem.n_var,):
+            starts = [X0] * len(R)
+        elif X0.shape == (len(R), problem.n_var):
+            starts = list(X0)
+        else:
+            raise ValueError(
+                f"x0 must have shape ({problem.n_var},) or ({len(R)}, {problem.n_var}); "
+                f"got {X0.shape}"
+            )
+    solve = _METHODS[method]
+    results = tuple(solve(problem, r, x, **options) for r, x in zip(R, starts, strict=True))
+    return TraceResult(
+        points=np.array([res.values for res in results]),
+        xs=np.array([res.x for res in results]),
+        rays=R.copy(),
+        stationarity=np.array([res.stationarity for res in results]),
+        converged=np.array([res.converged for res in results]),
+        iterations=np.array([res.iterations for res in results]),
+        method=method,
+        results=results,
+    )
