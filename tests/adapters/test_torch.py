@@ -359,3 +359,25 @@ def test_conflict_tracking_in_info_matches_numpy_tracker_and_resumes():
     assert a.mean_cosine.tobytes() == b.mean_cosine.tobytes()
     with pytest.raises(ValueError, match="track_conflicts"):
         Aggregator("dwa", track_conflicts=True)
+
+
+def test_blockwise_gram_precision_is_close_to_float64():
+    rng = torch.Generator().manual_seed(0)
+    jac = [torch.randn(4, 70, 130, generator=rng), torch.randn(4, 9000, generator=rng), None]
+    jac.append(torch.randn(4, 33, generator=rng).to(torch.bfloat16))
+    exact = gram_matrix(jac, 4)
+    fast = gram_matrix(jac, 4, "blockwise")
+    np.testing.assert_allclose(fast, exact, rtol=0, atol=1e-6 * np.abs(exact).max())
+    before = torch.get_float32_matmul_precision()
+    gram_matrix(jac, 4, "blockwise")
+    assert torch.get_float32_matmul_precision() == before
+    with pytest.raises(ValueError, match="precision"):
+        gram_matrix(jac, 4, "float16")
+    net = Net(dtype=torch.float32)
+    x, ys = data(dtype=torch.float32)
+    losses, _ = net.losses(x, ys)
+    J = explicit_jacobian(losses, net.shared())
+    info = Aggregator("mgda", gram_precision="blockwise").backward(losses, net.shared())
+    np.testing.assert_allclose(info.weights, solvers.mgda(J).weights, atol=1e-5)
+    with pytest.raises(ValueError, match="gram_precision"):
+        Aggregator("mgda", gram_precision="half")

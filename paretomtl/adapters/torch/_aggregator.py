@@ -12,6 +12,7 @@ import torch
 from paretomtl import solvers
 from paretomtl.adapters.torch._jacobian import (
     MODES,
+    PRECISIONS,
     accumulate_combination,
     fill_non_finite,
     gram_matrix,
@@ -122,6 +123,10 @@ class Aggregator:
             for ``pareto-step``; for loss weightings, their constructor's arguments).
         num_tasks: K, to build a stateful method's object at once (otherwise at the
             first step).
+        gram_precision: ``"float64"`` (default: low-precision gradients are widened to
+            float64 block by block, exact to float64 rounding) or ``"blockwise"``
+            (float32 products over 4096-column blocks, TF32 off, summed in float64:
+            about 1e-7 relative, no float64 copy; 4x faster on this CPU).
         track_conflicts: True (or a dict of ``ConflictTracker`` options, e.g.
             ``{"beta1": 0.99}``) to track the pairwise cosines' moving averages and
             report them in ``info.conflicts`` (gradient methods only).
@@ -148,8 +153,12 @@ class Aggregator:
         options: dict | None = None,
         num_tasks: int | None = None,
         track_conflicts: bool | dict = False,
+        gram_precision: str = "float64",
     ) -> None:
         self.info = solvers.info(method)
+        if gram_precision not in PRECISIONS:
+            raise ValueError(f"gram_precision must be one of {PRECISIONS}; got {gram_precision!r}")
+        self.gram_precision = gram_precision
         if track_conflicts and self.info.kind in ("loss", "stateful"):
             raise ValueError(
                 f"track_conflicts needs the task gradients; {method!r} is a loss weighting "
@@ -316,7 +325,7 @@ class Aggregator:
         else:
             inputs = shared
             jac = per_task_grads(losses, inputs, self.mode)
-        G = gram_matrix(jac, K)
+        G = gram_matrix(jac, K, self.gram_precision)
         bad = ~np.isfinite(np.diagonal(G))
         if bad.any() or not np.isfinite(G).all():
             i = int(np.flatnonzero(bad)[0]) if bad.any() else 0
@@ -434,6 +443,7 @@ def backward(
     seed: int | np.random.Generator | None = None,
     retain_graph: bool = False,
     options: dict | None = None,
+    gram_precision: str = "float64",
 ) -> StepInfo:
     """One aggregated backward in place of ``sum(losses).backward()``.
 
@@ -455,7 +465,14 @@ def backward(
             f"{method!r} keeps state between steps ({solvers.info(method).kind} method): "
             f"create Aggregator({method!r}) once and call its backward() every step"
         )
-    agg = Aggregator(method, mode=mode, on_nonfinite=on_nonfinite, seed=seed, options=options)
+    agg = Aggregator(
+        method,
+        mode=mode,
+        on_nonfinite=on_nonfinite,
+        seed=seed,
+        options=options,
+        gram_precision=gram_precision,
+    )
     return agg.backward(
         losses,
         shared_params,
