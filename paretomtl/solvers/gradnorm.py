@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from paretomtl._optim import descent_step
 from paretomtl.solvers._registry import register
-
-_ADAM_BETAS = (0.9, 0.999)
-_ADAM_EPS = 1e-8
 
 
 def _as_positive_vector(x: object, name: str, K: int, allow_zero: bool = False) -> np.ndarray:
@@ -155,15 +153,9 @@ class GradNorm:
         target = Gw.mean() * r**self.alpha
         grad = np.sign(Gw - target) * n
         self._step += 1
-        if self.optimizer == "sgd":
-            step = self.lr * grad
-        else:
-            b1, b2 = _ADAM_BETAS
-            self._m = b1 * self._m + (1 - b1) * grad
-            self._v = b2 * self._v + (1 - b2) * grad * grad
-            m_hat = self._m / (1 - b1**self._step)
-            v_hat = self._v / (1 - b2**self._step)
-            step = self.lr * m_hat / (np.sqrt(v_hat) + _ADAM_EPS)
+        step, self._m, self._v = descent_step(
+            self.optimizer, grad, self.lr, self._m, self._v, self._step
+        )
         w = np.maximum(w - step, self.min_weight)
         self._weights = w * (K / w.sum())
         return self.weights

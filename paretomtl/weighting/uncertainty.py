@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from paretomtl._optim import descent_step
 from paretomtl.solvers._registry import register
 from paretomtl.weighting._base import LossWeighting
 
-_ADAM_BETAS = (0.9, 0.999)
-_ADAM_EPS = 1e-8
 _FACTORS = {"regression": 0.5, "classification": 1.0}
 
 
@@ -157,15 +156,10 @@ class UncertaintyWeighting(LossWeighting):
         w = self.factors * np.exp(-self._s)
         grad = 0.5 - w * losses
         step = self._step + 1
-        if self.optimizer == "sgd":
-            self._s = self._s - self.lr * grad
-        else:
-            b1, b2 = _ADAM_BETAS
-            self._m = b1 * self._m + (1 - b1) * grad
-            self._v = b2 * self._v + (1 - b2) * grad * grad
-            m_hat = self._m / (1 - b1**step)
-            v_hat = self._v / (1 - b2**step)
-            self._s = self._s - self.lr * m_hat / (np.sqrt(v_hat) + _ADAM_EPS)
+        delta, self._m, self._v = descent_step(
+            self.optimizer, grad, self.lr, self._m, self._v, step
+        )
+        self._s = self._s - delta
         self._step = step
         return w
 
