@@ -61,10 +61,13 @@ def per_task_grads(
     jac: list[torch.Tensor | None] = []
     for p_idx, x in enumerate(inputs):
         column = [row[p_idx] for row in rows]
+        for row in rows:
+            row[p_idx] = None  # each per-task gradient lives until its stack only
         if all(g is None for g in column):
             jac.append(None)
         else:
             jac.append(torch.stack([torch.zeros_like(x) if g is None else g for g in column]))
+        del column
     return jac
 
 
