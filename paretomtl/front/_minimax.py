@@ -26,8 +26,12 @@ def simplex_qp(gram: np.ndarray, linear: np.ndarray) -> np.ndarray:
     K = gram.shape[0]
     if K == 1:
         return np.ones(1)
+    # The minimiser is unchanged by scaling the objective; at unit scale the KKT
+    # matrix's G block and its +-1 border are comparable (a G block of 1e-10 beside
+    # the border made a backward-stable solve fail the residual test).
     scale = max(float(np.abs(gram).max()), float(np.abs(linear).max()), 1e-300)
-    tol = 1e-10 * scale
+    gram, linear = gram / scale, linear / scale
+    tol = 1e-10
     vertex_values = 0.5 * np.diagonal(gram) - linear
     best = np.eye(K)[int(np.argmin(vertex_values))]  # always feasible
     best_value = float(vertex_values.min())
@@ -40,7 +44,9 @@ def simplex_qp(gram: np.ndarray, linear: np.ndarray) -> np.ndarray:
             kkt[size, :size] = 1.0
             rhs = np.concatenate([linear[idx], [1.0]])
             sol = np.linalg.lstsq(kkt, rhs, rcond=None)[0]
-            bound = 1e-9 * (np.abs(kkt) @ np.abs(sol) + np.abs(rhs))  # rounding, per row
+            # rounding: per row, plus the normwise level of a backward-stable solve
+            bound = 1e-9 * (np.abs(kkt) @ np.abs(sol) + np.abs(rhs))
+            bound += 1e-12 * np.abs(kkt).max() * np.abs(sol).max()
             if (np.abs(kkt @ sol - rhs) > bound).any() or sol[:size].min() < -1e-12:
                 continue
             lam = np.zeros(K)

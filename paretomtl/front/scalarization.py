@@ -27,91 +27,35 @@ projected gradient's norm is at most ``tol`` relative to the gradients' scale, o
 after ``max_iter`` iterations (``converged=False``). The exact Tchebycheff
 problem is non-smooth; see :func:`tchebycheff` for its min-max step.
 
-Objectives with :math:`r_i = 0` are left out of each scalarisation (in the
-Tchebycheff max they would otherwise add a floor :math:`0`, and their gradient, such
-as ZDT1's :math:`-\infty` at :math:`x_1 = 0`, never enters). A ray with zeros
-(the ends of :func:`paretomtl.front.simplex_rays`) therefore finds a minimiser of the
-remaining objectives, a weakly Pareto optimal point that need not lie on the front
-(on ZDT, ray :math:`(1, 0)` stops at any :math:`x_1 = 0`).
+A preference vector with zeros (the end rays of
+:func:`paretomtl.front.simplex_rays`) gets a second pass
+(:func:`paretomtl.front._common.end_ray_pass`): the first drops those objectives and
+stops at a weakly Pareto optimal point (on ZDT, ray (1, 0) at any :math:`x_1 = 0`),
+the second lowers them from there and reaches the end of the front.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 
+from paretomtl.front._common import (
+    PointResult,
+    check_ideal,
+    check_preference,
+    end_ray_pass,
+    finish,
+    start,
+)
 from paretomtl.front._minimax import MAX_OBJECTIVES, box_minimax_step
-from paretomtl.front.stationarity import active_bounds, stationarity_from_jacobian
+from paretomtl.front._registry import register_front_method
+from paretomtl.front.stationarity import active_bounds
 
 _SIGMA = 0.5  # Armijo's sufficient-decrease fraction (the descent lemma's)
 _T_MAX = 1e8  # largest trial step
 _T_MIN = 1e-20  # smallest trial step before giving up
 _ROUNDING = 1e-6  # relative stationarity accepted when rounding stops the line search
-
-
-@dataclass(frozen=True, eq=False)
-class ScalarizationResult:
-    """One scalarisation run.
-
-    Attributes:
-        x: (n_var,) the point found, in the box.
-        values: (n_obj,) the objective values there.
-        objective: the scalarised value there.
-        iterations: iterations taken.
-        converged: False when ``max_iter`` or the line search stopped it first.
-        stationarity: :func:`paretomtl.front.bound_aware_stationarity` at ``x``.
-        method: ``"linear"``, ``"tchebycheff"`` or ``"stch"``.
-        preference: (n_obj,) the preference vector used.
-    """
-
-    x: np.ndarray
-    values: np.ndarray
-    objective: float
-    iterations: int
-    converged: bool
-    stationarity: float
-    method: str
-    preference: np.ndarray = field(repr=False)
-
-
-def _check_preference(preference: object, n_obj: int) -> np.ndarray:
-    r = np.asarray(preference, dtype=np.float64)
-    if r.shape != (n_obj,):
-        raise ValueError(f"preference must have shape ({n_obj},); got {r.shape}")
-    if not np.isfinite(r).all() or (r < 0).any() or not (r > 0).any():
-        raise ValueError(
-            f"preference must be finite, >= 0 and not all zero; got {np.array2string(r)}"
-        )
-    return r
-
-
-def _check_ideal(ideal: object, n_obj: int) -> np.ndarray:
-    z = np.zeros(n_obj) if ideal is None else np.asarray(ideal, dtype=np.float64)
-    if z.ndim == 0:
-        z = np.full(n_obj, float(z))
-    if z.shape != (n_obj,) or not np.isfinite(z).all():
-        raise ValueError(f"ideal must be None, a scalar or finite of shape ({n_obj},); got {z}")
-    return z
-
-
-def _start(problem, x0: object, seed: object) -> np.ndarray:
-    if x0 is None:
-        rng = np.random.default_rng(seed)
-        return rng.uniform(problem.lower, problem.upper)
-    x = np.asarray(x0, dtype=np.float64)
-    if x.shape != (problem.n_var,) or not np.isfinite(x).all():
-        raise ValueError(f"x0 must be finite with shape ({problem.n_var},); got {x.shape}")
-    return np.clip(x, problem.lower, problem.upper)
-
-
-def _finish(problem, x, values, jacobian, objective, it, converged, method, r):
-    at_lower, at_upper = active_bounds(problem, x, 1e-12)
-    theta = stationarity_from_jacobian(jacobian, at_lower, at_upper).value
-    return ScalarizationResult(
-        x, values, float(objective), it, bool(converged), theta, method, r.copy()
-    )
 
 
 def _weighted(weights: np.ndarray, jacobian: np.ndarray) -> np.ndarray:
@@ -176,6 +120,13 @@ def _projected_gradient(
     return x, values, jacobian, phi, max_iter, False
 
 
+@register_front_method(
+    "linear",
+    kind="per-ray",
+    paper="weighted sum: Zadeh, IEEE Trans. Autom. Control 1963",
+    summary="minimise sum_i r_i f_i; misses concave parts of a front",
+)
+@end_ray_pass
 def linear_scalarization(
     problem,
     preference: object,
@@ -184,7 +135,7 @@ def linear_scalarization(
     seed: object = None,
     max_iter: int = 2000,
     tol: float = 1e-8,
-) -> ScalarizationResult:
+) -> PointResult:
     r"""Minimise the weighted sum :math:`\sum_i r_i f_i(x)` over the box.
 
     The classical weighted-sum method (Zadeh, IEEE Trans. Autom. Control 1963;
@@ -207,7 +158,7 @@ def linear_scalarization(
             the larger of its values at x0 and at the iterate.
 
     Returns:
-        A :class:`ScalarizationResult`.
+        A :class:`PointResult`.
 
     Example:
         >>> from paretomtl.front import linear_scalarization
@@ -216,15 +167,15 @@ def linear_scalarization(
         >>> res.values.round(6), res.converged
         (array([0.25, 0.25]), True)
     """
-    r = _check_preference(preference, problem.n_obj)
-    x = _start(problem, x0, seed)
+    r = check_preference(preference, problem.n_obj)
+    x = start(problem, x0, seed)
 
     def scalarize(values: np.ndarray) -> tuple[float, np.ndarray]:
         on = r > 0
         return float(r[on] @ values[on]), r
 
     out = _projected_gradient(problem, scalarize, x, max_iter, tol)
-    return _finish(problem, *out, "linear", r)
+    return finish(problem, *out, "linear", r)
 
 
 def _stch(values: np.ndarray, r: np.ndarray, z: np.ndarray, mu: float):
@@ -238,6 +189,13 @@ def _stch(values: np.ndarray, r: np.ndarray, z: np.ndarray, mu: float):
     return float(mu * (top + np.log(s))), weights
 
 
+@register_front_method(
+    "stch",
+    kind="per-ray",
+    paper="Lin, Zhang, Xi, Liu & Liu, ICML 2024 (smooth Tchebycheff)",
+    summary="minimise mu log sum_i exp(r_i (f_i - z_i) / mu), mu = 0.01",
+)
+@end_ray_pass
 def smooth_tchebycheff(
     problem,
     preference: object,
@@ -248,7 +206,7 @@ def smooth_tchebycheff(
     seed: object = None,
     max_iter: int = 2000,
     tol: float = 1e-8,
-) -> ScalarizationResult:
+) -> PointResult:
     r"""Minimise the smooth Tchebycheff scalarisation (STCH) over the box.
 
     .. math::
@@ -282,7 +240,7 @@ def smooth_tchebycheff(
             the larger of its values at x0 and at the iterate.
 
     Returns:
-        A :class:`ScalarizationResult` (``objective`` is :math:`g_\mu`).
+        A :class:`PointResult` (``objective`` is :math:`g_\mu`).
 
     Example:
         >>> from paretomtl.front import smooth_tchebycheff
@@ -291,13 +249,13 @@ def smooth_tchebycheff(
         >>> res.values.round(2), bool(res.stationarity < 1e-8)  # TCH's point: 0.618 each
         (array([0.62, 0.62]), True)
     """
-    r = _check_preference(preference, problem.n_obj)
-    z = _check_ideal(ideal, problem.n_obj)
+    r = check_preference(preference, problem.n_obj)
+    z = check_ideal(ideal, problem.n_obj)
     if not (isinstance(mu, (int, float)) and np.isfinite(mu) and mu > 0):
         raise ValueError(f"mu must be a positive finite number; got {mu!r}")
-    x = _start(problem, x0, seed)
+    x = start(problem, x0, seed)
     out = _projected_gradient(problem, lambda v: _stch(v, r, z, float(mu)), x, max_iter, tol)
-    return _finish(problem, *out, "stch", r)
+    return finish(problem, *out, "stch", r)
 
 
 def _max_term(values: np.ndarray, r: np.ndarray, z: np.ndarray) -> float:
@@ -305,6 +263,13 @@ def _max_term(values: np.ndarray, r: np.ndarray, z: np.ndarray) -> float:
     return float(np.max(r[on] * (values[on] - z[on])))
 
 
+@register_front_method(
+    "tchebycheff",
+    kind="per-ray",
+    paper="Bowman 1976; Miettinen, Nonlinear Multiobjective Optimization, 1999",
+    summary="minimise max_i r_i (f_i - z_i) by exact min-max steps",
+)
+@end_ray_pass
 def tchebycheff(
     problem,
     preference: object,
@@ -314,7 +279,7 @@ def tchebycheff(
     seed: object = None,
     max_iter: int = 2000,
     tol: float = 1e-8,
-) -> ScalarizationResult:
+) -> PointResult:
     r"""Minimise the (weighted) Tchebycheff scalarisation :math:`\max_i r_i (f_i(x) - z_i)`.
 
     Every Pareto optimal point minimises it for some r (Bowman 1976; Miettinen,
@@ -363,7 +328,7 @@ def tchebycheff(
             at the iterate; at x0 with the largest :math:`\|b_i\|`).
 
     Returns:
-        A :class:`ScalarizationResult` (``objective`` is the max).
+        A :class:`PointResult` (``objective`` is the max).
 
     Example:
         >>> from paretomtl.front import tchebycheff
@@ -372,14 +337,14 @@ def tchebycheff(
         >>> res.values.round(6), res.converged
         (array([0.381966, 0.381966]), True)
     """
-    r = _check_preference(preference, problem.n_obj)
-    z = _check_ideal(ideal, problem.n_obj)
+    r = check_preference(preference, problem.n_obj)
+    z = check_ideal(ideal, problem.n_obj)
     if problem.n_obj > MAX_OBJECTIVES:
         raise ValueError(
             f"tchebycheff supports up to {MAX_OBJECTIVES} objectives; "
             f"got {problem.n_obj}: use smooth_tchebycheff"
         )
-    x = _start(problem, x0, seed)
+    x = start(problem, x0, seed)
     lo, hi = problem.lower, problem.upper
     on = r > 0
     values, jacobian = problem.evaluate(x)
@@ -416,110 +381,4 @@ def tchebycheff(
         x, values, jacobian, phi = trial, v_new, j_new, phi_new
     else:
         it = max_iter
-    return _finish(problem, x, values, jacobian, phi, it, converged, "tchebycheff", r)
-
-
-_METHODS: dict[str, Callable[..., ScalarizationResult]] = {
-    "linear": linear_scalarization,
-    "tchebycheff": tchebycheff,
-    "stch": smooth_tchebycheff,
-}
-
-
-@dataclass(frozen=True, eq=False)
-class TraceResult:
-    """One method run once per ray.
-
-    Attributes:
-        points: (n_rays, n_obj) the objective values found, row k for ray k.
-        xs: (n_rays, n_var) the points of the box that give them.
-        rays: (n_rays, n_obj) the preference vectors.
-        stationarity: (n_rays,) bound-aware stationarity at each point.
-        converged: (n_rays,) whether each run met its stopping test.
-        iterations: (n_rays,) iterations of each run.
-        method: the method's name.
-        results: the per-ray :class:`ScalarizationResult` objects.
-    """
-
-    points: np.ndarray
-    xs: np.ndarray
-    rays: np.ndarray
-    stationarity: np.ndarray
-    converged: np.ndarray
-    iterations: np.ndarray
-    method: str
-    results: tuple[ScalarizationResult, ...] = field(repr=False)
-
-
-def trace(
-    problem,
-    method: str,
-    rays: object,
-    x0: object = None,
-    *,
-    seed: object = 0,
-    **options: object,
-) -> TraceResult:
-    """Run a scalarisation method once per preference vector.
-
-    Methods: ``"linear"`` (:func:`linear_scalarization`), ``"tchebycheff"``
-    (:func:`tchebycheff`), ``"stch"`` (:func:`smooth_tchebycheff`). Without ``x0``,
-    run k starts from a point drawn uniformly in the box by
-    ``numpy.random.default_rng(seed)`` (one draw per ray, in ray order), so the same
-    seed gives the same points, bit for bit.
-
-    Args:
-        problem: a :class:`paretomtl.problems.Problem`.
-        method: the method's name.
-        rays: (n_rays, n_obj) preference vectors, e.g.
-            :func:`paretomtl.front.simplex_rays`.
-        x0: one start (n_var,) for every ray, or one per ray (n_rays, n_var).
-        seed: seed or ``numpy.random.Generator`` for the random starts.
-        **options: passed to the method (``ideal``, ``mu``, ``max_iter``, ``tol``).
-
-    Returns:
-        A :class:`TraceResult`.
-
-    Example:
-        >>> from paretomtl.front import simplex_rays, trace
-        >>> from paretomtl.problems import ZDT1
-        >>> out = trace(ZDT1(n_var=5), "tchebycheff", simplex_rays(2, 3), seed=0)
-        >>> out.points.round(4)  # the end rays give weakly Pareto points (module docstring)
-        array([[1.    , 0.    ],
-               [0.382 , 0.382 ],
-               [0.    , 4.6526]])
-        >>> bool(out.stationarity.max() < 1e-12)
-        True
-    """
-    if method not in _METHODS:
-        raise ValueError(f"method must be one of {', '.join(map(repr, _METHODS))}; got {method!r}")
-    R = np.asarray(rays, dtype=np.float64)
-    if R.ndim != 2 or R.shape[1] != problem.n_obj or R.shape[0] < 1:
-        raise ValueError(f"rays must have shape (n_rays >= 1, {problem.n_obj}); got {R.shape}")
-    starts: list[object]
-    if x0 is None:
-        rng = np.random.default_rng(seed)
-        starts = [rng.uniform(problem.lower, problem.upper) for _ in range(len(R))]
-    else:
-        X0 = np.asarray(x0, dtype=np.float64)
-        if X0.shape == (problem.n_var,):
-            starts = [X0] * len(R)
-        elif X0.shape == (len(R), problem.n_var):
-            starts = list(X0)
-        else:
-            raise ValueError(
-                f"x0 must have shape ({problem.n_var},) or ({len(R)}, {problem.n_var}); "
-                f"got {X0.shape}"
-            )
-    solve = _METHODS[method]
-    results = tuple(solve(problem, r, x, **options) for r, x in zip(R, starts, strict=True))
-    return TraceResult(
-        points=np.array([res.values for res in results]),
-        xs=np.array([res.x for res in results]),
-        rays=R.copy(),
-        stationarity=np.array([res.stationarity for res in results]),
-        converged=np.array([res.converged for res in results]),
-        iterations=np.array([res.iterations for res in results]),
-        method=method,
-        results=results,
-    )
+    return finish(problem, x, values, jacobian, phi, it, converged, "tchebycheff", r)

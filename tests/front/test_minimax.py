@@ -48,3 +48,19 @@ def test_box_minimax_step_matches_cvxpy(K, t):
         ours = np.max(a + B @ d) + d @ d / (2 * t)
         assert ours <= ref.value + 1e-9
         np.testing.assert_allclose(d, var.value, atol=1e-5)
+
+
+@pytest.mark.parametrize("scale", [1e-12, 1e-8, 1.0, 1e6])
+def test_simplex_qp_is_scale_invariant(scale):
+    # The minimiser of s * (x'Gx/2 - c'x) is that of x'Gx/2 - c'x; a tiny G block once
+    # failed every residual test (a Tchebycheff end-ray pass at weights 1e-8).
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        B = rng.normal(size=(3, 4))
+        B[2] = 0.0 if rng.random() < 0.5 else B[2]
+        a = rng.normal(size=3)
+        G = B @ B.T
+        ref = simplex_qp(G, a)
+        lam = simplex_qp(scale * G, scale * a)
+        value = 0.5 * lam @ G @ lam - a @ lam
+        assert value <= 0.5 * ref @ G @ ref - a @ ref + 1e-12

@@ -141,3 +141,27 @@ def test_result_is_frozen():
     res = linear_scalarization(ZDT1(n_var=4), [0.5, 0.5], seed=0)
     with pytest.raises(AttributeError):
         res.x = None
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("problem", ["zdt1", "zdt2", "toy", "quadratic"])
+def test_end_rays_find_the_ends_of_the_front(problem, method):
+    # Without the second pass, ray (1, 0) stops at any minimiser of f1: on ZDT at
+    # x1 = 0 with f2 = g up to 10, a weakly Pareto point off the front.
+    p = PROBLEMS[problem]()
+    out = traced(problem, method)
+    front = p.pareto_front(2)  # the two ends, sorted by f1
+    for k in (0, len(RAYS) - 1):
+        end = front[0] if RAYS[k, 1] == 0 else front[1]  # ray (1, 0) minimises f1
+        # the lifted ray (1, 1e-8) lands within about sqrt(1e-8) of the end
+        np.testing.assert_allclose(out.points[k], end, atol=1e-3)
+        assert out.stationarity[k] < 1e-12
+
+
+def test_end_rays_of_dtlz2_lie_on_the_sphere():
+    p = DTLZ2(n_var=6)
+    rays = np.eye(3)
+    out = trace(p, "tchebycheff", rays, seed=1)
+    np.testing.assert_allclose(np.linalg.norm(out.points, axis=1), 1.0, atol=1e-8)
+    for k in range(3):  # f_k = 0 (ray e_k says nothing more), on the front
+        assert out.points[k, k] < 1e-8
