@@ -16,6 +16,7 @@ from paretomtl.solvers._input import gram
 from paretomtl.solvers._registry import MethodInfo, available, get, info, register
 from paretomtl.solvers._result import SolverResult
 from paretomtl.solvers.conflict import ConflictStats, ConflictTracker
+from paretomtl.solvers.epo import epo, non_uniformity
 from paretomtl.solvers.gradient_normalization import gradient_normalization
 from paretomtl.solvers.gradnorm import GradNorm
 from paretomtl.solvers.gradvac import GradVac
@@ -33,12 +34,14 @@ __all__ = [
     "MomentumPCGrad",
     "SolverResult",
     "available",
+    "epo",
     "get",
     "gradient_normalization",
     "gram",
     "info",
     "mgda",
     "mgda_weights",
+    "non_uniformity",
     "pareto_step",
     "pcgrad",
     "register",

@@ -122,7 +122,7 @@ def test_given_starts():
 @pytest.mark.parametrize(
     ("call", "match"),
     [
-        (lambda p: trace(p, "epo", RAYS), "method"),
+        (lambda p: trace(p, "no-such-method", RAYS), "front method"),
         (lambda p: trace(p, "linear", np.ones((3, 3))), "rays"),
         (lambda p: trace(p, "linear", RAYS, x0=np.zeros(2)), "x0"),
         (lambda p: linear_scalarization(p, [0.0, 0.0]), "preference"),

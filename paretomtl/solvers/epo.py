@@ -1,0 +1,195 @@
+r"""EPO search's direction: Exact Pareto Optimal search (Mahapatra & Rajan, ICML 2020)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from paretomtl.solvers._input import combine, prepare
+from paretomtl.solvers._result import SolverResult
+
+_TINY = np.finfo(np.float64).tiny
+
+
+def non_uniformity(losses: object, preference: object) -> float:
+    r"""EPO's non-uniformity :math:`\mu_r(l)`: how far :math:`r \odot l` is from equal.
+
+    .. math::
+
+        \hat l_i = \frac{r_i l_i}{\sum_j r_j l_j}, \qquad
+        \mu_r(l) = \mathrm{KL}\bigl(\hat l \,\big\|\, \tfrac1m \mathbf 1\bigr)
+                 = \sum_i \hat l_i \log(m\,\hat l_i) \;\ge 0,
+
+    zero exactly when :math:`r_i l_i` is the same for every i, the preference of
+    Mahapatra & Rajan, "Multi-Task Learning with User Preferences: Gradient Descent
+    with Controlled Ascent in Pareto Optimization", ICML 2020 (eq. 3). Terms with
+    :math:`\hat l_i = 0` contribute 0.
+
+    Args:
+        losses: l, shape (m,), non-negative (all :math:`r_i l_i = 0` counts as equal).
+        preference: r, shape (m,), non-negative.
+
+    Example:
+        >>> from paretomtl.solvers import non_uniformity
+        >>> non_uniformity([2.0, 1.0], [1.0, 2.0]), round(non_uniformity([1.0, 1.0], [1.0, 0.0]), 6)
+        (0.0, 0.693147)
+    """
+    l, r = _check(losses, preference)
+    rl = r * l
+    if not rl.any():
+        return 0.0  # every r_i l_i is 0: equal
+    h = rl / rl.sum()
+    h = h[h > 0]
+    return float(max(np.sum(h * np.log(len(rl) * h)), 0.0))
+
+
+def _check(losses: object, preference: object) -> tuple[np.ndarray, np.ndarray]:
+    l = np.asarray(losses, dtype=np.float64)
+    r = np.asarray(preference, dtype=np.float64)
+    if l.ndim != 1 or r.shape != l.shape:
+        raise ValueError(
+            f"losses and preference must be 1-D of the same length; got {l.shape} and {r.shape}"
+        )
+    if not np.isfinite(l).all() or (l < 0).any():
+        raise ValueError(f"losses must be finite and >= 0 (shift them if not); got {l}")
+    if not np.isfinite(r).all() or (r < 0).any() or not (r > 0).any():
+        raise ValueError(f"preference must be finite, >= 0 and not all zero; got {r}")
+    return l, r
+
+
+def _linprog(c: np.ndarray, A_ub: np.ndarray, b_ub: np.ndarray) -> np.ndarray | None:
+    """max c'a over the simplex with A_ub a >= b_ub (HiGHS); None if infeasible."""
+    from scipy.optimize import linprog
+
+    m = len(c)
+    if len(A_ub):  # unit rows: HiGHS's absolute feasibility tolerance becomes relative
+        norm = np.abs(A_ub).max(axis=1)
+        norm = np.where(norm > 0, norm, 1.0)
+        A_ub, b_ub = A_ub / norm[:, None], b_ub / norm
+    res = linprog(
+        -c,
+        A_ub=-A_ub if len(A_ub) else None,
+        b_ub=-b_ub if len(b_ub) else None,
+        A_eq=np.ones((1, m)),
+        b_eq=[1.0],
+        bounds=[(0.0, None)] * m,
+        method="highs",
+        options={"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10},
+    )
+    if res.status != 0:
+        return None
+    a = np.clip(res.x, 0.0, None)
+    return a / a.sum()
+
+
+def epo(
+    grads: object = None,
+    *,
+    gram: object = None,
+    losses: object,
+    preference: object,
+    eps: float = 1e-4,
+) -> SolverResult:
+    r"""EPO search's combination weights for one step (Mahapatra & Rajan, ICML 2020).
+
+    With the Gram matrix :math:`C = JJ^\top` of the task gradients, the losses l and
+    the preference r (the sought point has :math:`r_i l_i` equal for all i),
+    :math:`\hat l = r\odot l / \sum_j r_j l_j`, the non-uniformity
+    :math:`\mu = \sum_i \hat l_i \log(m \hat l_i)` (:func:`non_uniformity`) and the
+    adjustment :math:`a_i = r_i (\log(m\hat l_i) - \mu)` (so :math:`\nabla_l \mu =
+    a / \sum_j r_j l_j`), the weights :math:`\beta` solve a linear program over the
+    simplex, and the update is :math:`-J^\top\beta` (the loss changes at rate
+    :math:`-C\beta`):
+
+    *Balance mode* (:math:`\mu > \epsilon`), the paper's eq. 11:
+    :math:`\max_\beta \beta^\top C a` subject to
+    :math:`(C\beta)_j \ge 0` for the losses :math:`j \in J^*` with the largest
+    :math:`r_j l_j` (they must not rise), and :math:`(C\beta)_j \ge (Ca)_j` for the
+    other j with :math:`(Ca)_j \le 0`; the j with :math:`(Ca)_j > 0` are free (when
+    none is, all :math:`(C\beta)_j \ge 0`). It steers :math:`\hat l` toward uniform:
+    :math:`\mu` falls at rate :math:`\beta^\top C a / \sum_j r_j l_j`.
+
+    *Descent mode* (:math:`\mu \le \epsilon`), eq. 12: :math:`\max_\beta
+    \mathbf 1^\top C\beta` subject to :math:`C\beta \ge 0` (no loss rises to first
+    order) and :math:`\beta^\top C a \ge \min(0, \max_j (Ca)_j)` (the paper's
+    "restricted" descent: :math:`\mu` does not rise where it can be held).
+
+    The balance program and the descent program without its last constraint are
+    always feasible (the MGDA weights satisfy them, since :math:`(C\beta_{MGDA})_j
+    \ge \beta_{MGDA}^\top C \beta_{MGDA} \ge 0`); the restricted descent program
+    can be infeasible, and then the relaxed one (the paper's ``relax`` option) is
+    solved (``extras["relaxed"]``). They are solved exactly by HiGHS
+    (scipy.optimize.linprog), each constraint row scaled to unit size. At a Pareto
+    stationary point on the preference ray the descent program's optimum is 0.
+
+    Args:
+        grads: K x M task gradients, one per row (or give ``gram``).
+        gram: K x K Gram matrix, instead of or besides ``grads``.
+        losses: l, shape (K,), non-negative (EPO's logarithm needs :math:`r_i l_i >
+            0`; shift losses by a lower bound if they can be negative).
+        preference: r, shape (K,), non-negative, not all zero.
+        eps: the non-uniformity threshold between the two modes (the paper's 1e-4).
+
+    Returns:
+        SolverResult with ``weights`` :math:`\beta`, ``direction`` :math:`J^\top\beta`
+        (descend along its negative), ``objective`` :math:`\mu`, and ``extras``:
+        ``mode`` (``"balance"`` or ``"descent"``), ``relaxed``, ``adjustment`` a,
+        and ``rate`` (the LP's optimal value).
+
+    Example:
+        >>> import numpy as np
+        >>> from paretomtl.solvers import epo
+        >>> J = np.eye(2)                  # f_i = x_i^2/2 at x = (2, 1): l = (2, 0.5)
+        >>> res = epo(J * [[2.0], [1.0]], losses=[2.0, 0.5], preference=[1.0, 1.0])
+        >>> res.extras["mode"], res.weights  # only the larger loss is pushed down
+        ('balance', array([1., 0.]))
+    """
+    J, C = prepare(grads, gram)
+    l, r = _check(losses, preference)
+    K = C.shape[0]
+    if l.shape != (K,):
+        raise ValueError(f"losses must have shape ({K},), one per task; got {l.shape}")
+    if not (isinstance(eps, (int, float)) and eps >= 0):
+        raise ValueError(f"eps must be a number >= 0; got {eps!r}")
+    rl = r * l
+    hat = rl / rl.sum() if rl.any() else np.full(K, 1.0 / K)
+    mu = non_uniformity(l, r)
+    a = r * (np.log(K * np.maximum(hat, _TINY)) - mu)
+    Ca = C @ a
+    relaxed = False
+    if mu > eps:
+        mode = "balance"
+        free = Ca > 0
+        top = rl >= rl.max() * (1 - 1e-12)
+        if free.any():
+            rows = ~free | top
+            rhs = np.where(top, 0.0, Ca)[rows]
+        else:
+            rows, rhs = np.ones(K, dtype=bool), np.zeros(K)
+        beta = _linprog(Ca, C[rows], rhs)
+        objective_vec = Ca
+    else:
+        mode = "descent"
+        A = np.vstack([C, Ca[None, :]])
+        b = np.concatenate([np.zeros(K), [min(0.0, float(Ca.max()))]])
+        beta = _linprog(C.sum(axis=0), A, b)
+        relaxed = beta is None
+        if relaxed:  # the restriction can be infeasible: the paper's relaxed program
+            beta = _linprog(C.sum(axis=0), C, np.zeros(K))
+        objective_vec = C.sum(axis=0)
+    if beta is None:  # cannot happen in exact arithmetic: fall back to MGDA's weights
+        from paretomtl.solvers.mgda import mgda
+
+        beta = mgda(gram=C).weights
+    return SolverResult(
+        weights=beta,
+        direction=combine(beta, J),
+        gram=C,
+        method=f"epo/{mode}",
+        objective=mu,
+        extras={
+            "mode": mode,
+            "relaxed": relaxed,
+            "adjustment": a,
+            "rate": float(objective_vec @ beta),
+        },
+    )
