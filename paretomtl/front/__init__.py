@@ -27,6 +27,9 @@ from paretomtl.front._registry import (
     register_front_method,
     trace,
 )
+from paretomtl.front._continuation import continuation
+from paretomtl.front.epo import epo_search
+from paretomtl.front.exact import preference_points
 from paretomtl.front.rays import das_dennis, simplex_rays
 from paretomtl.front.scalarization import (
     linear_scalarization,
@@ -43,9 +46,12 @@ __all__ = [
     "TraceResult",
     "available_front_methods",
     "bound_aware_stationarity",
+    "continuation",
     "das_dennis",
+    "epo_search",
     "front_method_info",
     "linear_scalarization",
+    "preference_points",
     "register_front_method",
     "simplex_rays",
     "smooth_tchebycheff",
