@@ -1,6 +1,15 @@
-"""The README's demo: the founding solvers descending a two-objective toy problem.
+"""The README's demo, and the descent demo of the founding solvers.
 
-The problem is the two-objective example of Pareto MTL (Lin et al., NeurIPS 2019):
+``python -m paretomtl demo`` traces the Pareto front of ZDT1 (Zitzler, Deb & Thiele,
+2000; 30 variables) from 16 preference vectors spread evenly on the simplex, one
+front-method run per vector, and writes the found points, their quality
+indicators against the true front and a plot into ``results/demo``
+(:func:`paretomtl.tracing.trace_to_folder`). It is ``python -m paretomtl trace``
+with the defaults below, the one place they are set (``trace`` writes to
+``results/trace`` by default).
+
+``python -m paretomtl descent`` (:func:`descent`) runs the founding gradient
+solvers on the two-objective example of Pareto MTL (Lin et al., NeurIPS 2019):
 
     f_1(x) = 1 - exp(-||x - 1/sqrt(d)||^2),   f_2(x) = 1 - exp(-||x + 1/sqrt(d)||^2)
 
@@ -8,7 +17,7 @@ whose Pareto set is the segment between the two centres +-1/sqrt(d) (1, ..., 1)
 (``paretomtl.problems.ParetoMTLToy`` with d = 2, box [-1, 1]^2). From
 the same random starts, gradient descent along the direction of each method (MGDA,
 the Pareto step with lower bounds, PCGrad, and the plain sum of gradients) runs a
-fixed number of projected steps. The demo writes the final points and their distance to Pareto
+fixed number of projected steps. It writes the final points and their distance to Pareto
 stationarity (the MGDA min-norm value there) as CSV and JSON, and a PNG plot of the
 trajectories in objective space against the true front.
 """
@@ -25,6 +34,13 @@ import numpy as np
 from paretomtl import solvers
 from paretomtl.problems import get_problem
 
+# The demo's trace: `python -m paretomtl demo` (and the defaults of `trace`).
+PROBLEM = "zdt1"
+METHOD = "tchebycheff"
+RAYS = 16
+SEED = 0
+OUT = "results/demo"
+
 
 def _direction(method: str, grads: np.ndarray, step: int) -> np.ndarray:
     if method == "mgda":
@@ -38,11 +54,20 @@ def _direction(method: str, grads: np.ndarray, step: int) -> np.ndarray:
     raise ValueError(method)
 
 
-METHODS = ("mgda", "pareto-step", "pcgrad", "sum")
+DESCENT_METHODS = ("mgda", "pareto-step", "pcgrad", "sum")
 
 
-def run(out: Path, *, starts: int = 8, steps: int = 150, lr: float = 0.2, seed: int = 0) -> dict:
-    """Run the demo; write ``points.csv``, ``summary.json`` and ``front.png`` into out."""
+def run(out: Path | str = OUT, *, progress: object = None) -> dict:
+    """Trace the demo's front: :func:`paretomtl.tracing.trace_to_folder` with the defaults."""
+    from paretomtl.tracing import trace_to_folder
+
+    return trace_to_folder(PROBLEM, METHOD, RAYS, Path(out), seed=SEED, progress=progress)
+
+
+def descent(
+    out: Path, *, starts: int = 8, steps: int = 150, lr: float = 0.2, seed: int = 0
+) -> dict:
+    """Run the descent demo; write ``points.csv``, ``summary.json`` and ``front.png`` into out."""
     out.mkdir(parents=True, exist_ok=True)
     problem = get_problem("paretomtl-toy", n_var=2)
     rng = np.random.default_rng(seed)
@@ -50,7 +75,7 @@ def run(out: Path, *, starts: int = 8, steps: int = 150, lr: float = 0.2, seed: 
     trajectories: dict[str, list[np.ndarray]] = {}
     rows = []
     timings = {}
-    for method in METHODS:
+    for method in DESCENT_METHODS:
         tic = time.perf_counter()
         paths = []
         for k, x0 in enumerate(x0s):
@@ -97,7 +122,7 @@ def run(out: Path, *, starts: int = 8, steps: int = 150, lr: float = 0.2, seed: 
                 ),
                 "seconds": timings[m],
             }
-            for m in METHODS
+            for m in DESCENT_METHODS
         },
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
