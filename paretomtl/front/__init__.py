@@ -19,6 +19,7 @@ Example:
 """
 
 from paretomtl.front._common import EDGE_WEIGHT, PointResult
+from paretomtl.front._continuation import continuation
 from paretomtl.front._registry import (
     FrontMethodInfo,
     TraceResult,
@@ -27,7 +28,6 @@ from paretomtl.front._registry import (
     register_front_method,
     trace,
 )
-from paretomtl.front._continuation import continuation
 from paretomtl.front.epo import epo_search
 from paretomtl.front.exact import preference_points
 from paretomtl.front.rays import das_dennis, simplex_rays
