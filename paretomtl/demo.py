@@ -36,7 +36,7 @@ from paretomtl.problems import get_problem
 
 # The demo's trace: `python -m paretomtl demo` (and the defaults of `trace`).
 PROBLEM = "zdt1"
-METHOD = "tchebycheff"
+METHOD = "epo"
 RAYS = 16
 SEED = 0
 OUT = "results/demo"

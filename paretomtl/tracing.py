@@ -7,7 +7,8 @@ front method over :func:`paretomtl.front.simplex_rays`, then writes into a folde
   objective values ``f1..fm``, ``stationarity`` (bound-aware, at the point),
   ``converged`` (1 or 0) and ``iterations``.
 - ``indicators.json``: the run (problem, n_var, method, rays, seed, seconds) and
-  GD, IGD, IGD+ and the hypervolume of the found points against a dense sample of
+  GD (the mean exact distance to the true front, :meth:`Problem.front_distance`),
+  IGD, IGD+ and the hypervolume of the found points against a dense sample of
   the true front (``problem.pareto_front``: 1000 points for two objectives, 10 000
   for three or more), with the reference point 1.1 in every objective; the
   hypervolume also as a fraction of the sample's own. The indicators need moocore
@@ -141,8 +142,13 @@ def true_front(problem: Problem) -> np.ndarray:
     return problem.pareto_front(n)
 
 
-def indicators(points: np.ndarray, front: np.ndarray) -> dict:
+def indicators(points: np.ndarray, front: np.ndarray, problem: Problem | None = None) -> dict:
     """GD, IGD, IGD+ and hypervolume of ``points`` against ``front`` (None without moocore).
+
+    With ``problem``, GD is the mean of :meth:`Problem.front_distance`, the exact
+    distance to the true front (``front``'s gaps would otherwise dominate it: about
+    3.6e-4 for points exactly on ZDT1's front against 1000 samples); IGD, IGD+ and
+    the hypervolume are always against ``front``.
 
     Example:
         >>> from paretomtl.problems import ZDT1
@@ -155,7 +161,7 @@ def indicators(points: np.ndarray, front: np.ndarray) -> dict:
     keys = ("gd", "igd", "igd_plus", "hypervolume", "hypervolume_true_front")
     try:  # moocore is imported on first use, by each indicator
         values = (
-            gd(points, front),
+            gd(points, front) if problem is None else float(problem.front_distance(points).mean()),
             igd(points, front),
             igd_plus(points, front),
             hypervolume(points, reference=ref),
@@ -243,7 +249,7 @@ def trace_to_folder(
         "converged": int(np.count_nonzero(result.converged)),
         "reference_point": [REFERENCE] * m,
         "true_front_points": len(front),
-        **indicators(result.points, front),
+        **indicators(result.points, front, prob),
     }
     indicators_json = out / "indicators.json"
     indicators_json.write_text(json.dumps(summary, indent=2) + "\n")

@@ -232,6 +232,61 @@ class Problem:
         """
         return self._set_at(self._parameters(check_count(n_points, "n_points"), spacing))
 
+    def front_distance(self, points: object) -> np.ndarray:
+        """Euclidean distance from each objective vector to the true Pareto front.
+
+        Accurate to about 1e-8 (1e-16 for DTLZ2), unlike the distance to a finite
+        sample (1000 points of ZDT1's front leave gaps of 1.5e-3, so a point on the
+        front can sit 7e-4 from the nearest sample point). Two-objective fronts: the
+        nearest of 4097 parameter points per piece, refined by a bounded scalar
+        minimisation of the squared distance over the neighbouring parameter
+        interval (a minimum found to rounding in the squared distance is found to
+        its square root in the distance). DTLZ2 has a closed form.
+        GD against the true front is ``front_distance(points).mean()``.
+
+        Args:
+            points: objective vectors, shape (n, n_obj).
+
+        Returns:
+            An (n,) array of distances >= 0.
+
+        Example:
+            >>> from paretomtl.problems import get_problem
+            >>> zdt1 = get_problem("zdt1")
+            >>> zdt1.front_distance([[0.25, 0.5], [0.25, 0.6]]).round(6)
+            array([0.      , 0.068742])
+        """
+        P = np.asarray(points, dtype=np.float64)
+        if P.ndim != 2 or P.shape[1] != self.n_obj or not np.isfinite(P).all():
+            raise ValueError(
+                f"points must be finite with shape (n, {self.n_obj}); got shape {P.shape}"
+            )
+        return self._front_distance(P)
+
+    def _front_distance(self, P: np.ndarray) -> np.ndarray:
+        if self.n_obj != 2:
+            raise NotImplementedError(f"{self.name} has no exact distance to its front")
+        from scipy.optimize import minimize_scalar
+
+        out = np.full(len(P), np.inf)
+        for lo, hi in self._pieces():
+            t = np.linspace(lo, hi, _ARCLENGTH_GRID)
+            F = self._front_at(t)
+            for k, p in enumerate(P):
+                j = int(np.argmin(((F - p) ** 2).sum(axis=1)))
+                a, b = t[max(j - 1, 0)], t[min(j + 1, len(t) - 1)]
+                best = float(np.linalg.norm(F[j] - p))
+                if b > a:
+                    res = minimize_scalar(
+                        lambda u, p=p: float(((self._front_at(np.array([u]))[0] - p) ** 2).sum()),
+                        bounds=(a, b),
+                        method="bounded",
+                        options={"xatol": 1e-14 * max(1.0, abs(hi - lo))},
+                    )
+                    best = min(best, float(np.sqrt(max(res.fun, 0.0))))
+                out[k] = min(out[k], best)
+        return out
+
     def _check_spacing(self, spacing: str | None) -> str:
         if spacing is None:
             return self.front_spacings[0]

@@ -128,6 +128,16 @@ class DTLZ2(Problem):
         azimuth = _K * np.mod(i * _GOLDEN, 1.0)
         return np.stack([np.arcsin(z) / _K, azimuth / _K], axis=1)  # (x1, x2)
 
+    def _front_distance(self, P: np.ndarray) -> np.ndarray:
+        # The front is the unit sphere in the non-negative orthant; its point nearest
+        # to p maximises p.q: q = max(p, 0) / ||max(p, 0)||, or, when p <= 0, the
+        # vertex e_j of the largest p_j.
+        plus = np.maximum(P, 0.0)
+        norm = np.linalg.norm(plus, axis=1, keepdims=True)
+        vertex = np.eye(self.n_obj)[np.argmax(P, axis=1)]
+        Q = np.where(norm > 0, plus / np.where(norm > 0, norm, 1.0), vertex)
+        return np.linalg.norm(P - Q, axis=1)
+
     def _front_at(self, t: np.ndarray) -> np.ndarray:
         return self._u(np.asarray(t, dtype=np.float64))[0]
 
