@@ -30,6 +30,7 @@ from paretomtl.front._registry import (
 )
 from paretomtl.front.epo import epo_search
 from paretomtl.front.exact import preference_points
+from paretomtl.front.pareto_mtl import directions_from_rays, pareto_mtl
 from paretomtl.front.rays import das_dennis, simplex_rays
 from paretomtl.front.scalarization import (
     linear_scalarization,
@@ -48,9 +49,11 @@ __all__ = [
     "bound_aware_stationarity",
     "continuation",
     "das_dennis",
+    "directions_from_rays",
     "epo_search",
     "front_method_info",
     "linear_scalarization",
+    "pareto_mtl",
     "preference_points",
     "register_front_method",
     "simplex_rays",
