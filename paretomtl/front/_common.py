@@ -57,9 +57,12 @@ def check_preference(preference: object, n_obj: int) -> np.ndarray:
     return r
 
 
-def check_ideal(ideal: object, n_obj: int) -> np.ndarray:
-    """z as float64 (n_obj,): None means zeros, a scalar is broadcast."""
-    z = np.zeros(n_obj) if ideal is None else np.asarray(ideal, dtype=np.float64)
+def check_ideal(ideal: object, problem) -> np.ndarray:
+    """z as float64 (n_obj,): None means the problem's ideal point, a scalar is broadcast."""
+    n_obj = problem.n_obj
+    if ideal is None:
+        return np.array(getattr(problem, "ideal_point", np.zeros(n_obj)), dtype=np.float64)
+    z = np.asarray(ideal, dtype=np.float64)
     if z.ndim == 0:
         z = np.full(n_obj, float(z))
     if z.shape != (n_obj,) or not np.isfinite(z).all():
@@ -97,6 +100,7 @@ class _HeldCoordinates:
     def __init__(self, problem, x: np.ndarray, held: np.ndarray) -> None:
         self.problem, self.held = problem, held
         self.n_var, self.n_obj = problem.n_var, problem.n_obj
+        self.ideal_point = getattr(problem, "ideal_point", np.zeros(problem.n_obj))
         self.lower = np.where(held, x, problem.lower)
         self.upper = np.where(held, x, problem.upper)
 

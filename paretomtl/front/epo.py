@@ -90,7 +90,7 @@ def epo_search(
         preference: r, shape (n_obj,), non-negative and not all zero.
         x0: the start (clipped into the box); default uniform in the box from ``seed``.
         ideal: z, subtracted from f before the preference is applied (EPO needs
-            :math:`f - z \ge 0`); None means zeros.
+            :math:`f - z \ge 0`); None means the problem's ``ideal_point``.
         seed: seed or ``numpy.random.Generator`` for the default start.
         eps: the paper's non-uniformity threshold (1e-4).
         preference_tol: the threshold reached at the front.
@@ -109,7 +109,7 @@ def epo_search(
         (True, True)
     """
     r = check_preference(preference, problem.n_obj)
-    z = check_ideal(ideal, problem.n_obj)
+    z = check_ideal(ideal, problem)
     for name, value in (("eps", eps), ("preference_tol", preference_tol), ("tol", tol)):
         if not (isinstance(value, (int, float)) and value >= 0):
             raise ValueError(f"{name} must be a number >= 0; got {value!r}")
@@ -198,12 +198,13 @@ def epo_search(
         mu = non_uniformity(loss[on], r[on])
     else:
         it = max_iter
-    if reached:
-        # The search ends on the front within the paper's eps of the ray; exact
-        # min-max steps take it onto the ray (the same point on a connected front).
-        final = _tchebycheff(problem, r, x, ideal=z, max_iter=max_iter, tol=tol)
-        x, values, polished = final.x, final.values, polished + final.iterations
-        jacobian = problem.evaluate(x)[1]
-        mu = non_uniformity((values - z)[on], r[on])
-    converged = reached and mu <= max(preference_tol, 1e-9)
+    # The search ends on the front within the paper's eps of the ray; exact min-max
+    # steps take it onto the ray (the same point on a connected front). Where the
+    # search could not get there (the ray meets a gap of the front, as on ZDT3),
+    # they still end at a Pareto-critical point, but the preference is not met.
+    final = _tchebycheff(problem, r, x, ideal=z, max_iter=max_iter, tol=tol)
+    x, values, polished = final.x, final.values, polished + final.iterations
+    jacobian = problem.evaluate(x)[1]
+    mu = non_uniformity((values - z)[on], r[on])
+    converged = reached and final.converged and mu <= max(preference_tol, 1e-9)
     return finish(problem, x, values, jacobian, mu, it + polished, converged, "epo", r)

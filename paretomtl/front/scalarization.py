@@ -231,7 +231,8 @@ def smooth_tchebycheff(
         problem: a :class:`paretomtl.problems.Problem`.
         preference: r, shape (n_obj,), non-negative and not all zero.
         x0: the start (clipped into the box); default uniform in the box from ``seed``.
-        ideal: z, the ideal (utopia) point: None (zeros), a scalar or shape (n_obj,).
+        ideal: z, the ideal (utopia) point: None (the problem's ``ideal_point``, zeros
+            but for ZDT3), a scalar or shape (n_obj,).
         mu: the smoothing parameter, > 0.
         seed: seed or ``numpy.random.Generator`` for the default start.
         max_iter: iteration cap.
@@ -250,7 +251,7 @@ def smooth_tchebycheff(
         (array([0.62, 0.62]), True)
     """
     r = check_preference(preference, problem.n_obj)
-    z = check_ideal(ideal, problem.n_obj)
+    z = check_ideal(ideal, problem)
     if not (isinstance(mu, (int, float)) and np.isfinite(mu) and mu > 0):
         raise ValueError(f"mu must be a positive finite number; got {mu!r}")
     x = start(problem, x0, seed)
@@ -320,7 +321,8 @@ def tchebycheff(
         problem: a :class:`paretomtl.problems.Problem` with at most 10 objectives.
         preference: r, shape (n_obj,), non-negative and not all zero.
         x0: the start (clipped into the box); default uniform in the box from ``seed``.
-        ideal: z, the ideal (utopia) point: None (zeros), a scalar or shape (n_obj,).
+        ideal: z, the ideal (utopia) point: None (the problem's ``ideal_point``, zeros
+            but for ZDT3), a scalar or shape (n_obj,).
         seed: seed or ``numpy.random.Generator`` for the default start.
         max_iter: iteration cap.
         tol: stop when the unit step :math:`\|d(1)\|` is at most ``tol`` times
@@ -338,7 +340,7 @@ def tchebycheff(
         (array([0.381966, 0.381966]), True)
     """
     r = check_preference(preference, problem.n_obj)
-    z = check_ideal(ideal, problem.n_obj)
+    z = check_ideal(ideal, problem)
     if problem.n_obj > MAX_OBJECTIVES:
         raise ValueError(
             f"tchebycheff supports up to {MAX_OBJECTIVES} objectives; "

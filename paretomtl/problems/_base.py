@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import ClassVar
 
 import numpy as np
@@ -231,6 +232,50 @@ class Problem:
                    [1. , 0. , 0. ]])
         """
         return self._set_at(self._parameters(check_count(n_points, "n_points"), spacing))
+
+    @cached_property
+    def ideal_point(self) -> np.ndarray:
+        """The ideal (utopia) point: each objective's minimum over the true front.
+
+        Zeros for every problem here but ZDT3, whose :math:`f_2` reaches about
+        -0.7734 (the nearest of 4097 points per front piece, refined by a bounded
+        scalar minimisation). Front methods measure preferences from it by default
+        (``ideal=None``). A problem without a known front gives zeros.
+
+        Example:
+            >>> from paretomtl.problems import get_problem
+            >>> get_problem("zdt3").ideal_point.round(4)
+            array([ 0.    , -0.7734])
+        """
+        try:
+            out = self._ideal()
+        except NotImplementedError:  # no known front: measure from the origin
+            out = np.zeros(self.n_obj)
+        out.setflags(write=False)
+        return out
+
+    def _ideal(self) -> np.ndarray:
+        if self.n_obj != 2:
+            raise NotImplementedError
+        from scipy.optimize import minimize_scalar
+
+        out = np.full(2, np.inf)
+        for lo, hi in self._pieces():
+            t = np.linspace(lo, hi, _ARCLENGTH_GRID)
+            F = self._front_at(t)
+            for i in range(2):
+                j = int(np.argmin(F[:, i]))
+                out[i] = min(out[i], F[j, i])
+                a, b = t[max(j - 1, 0)], t[min(j + 1, len(t) - 1)]
+                if 0 < j < len(t) - 1:  # an interior minimum: refine it
+                    res = minimize_scalar(
+                        lambda u, i=i: float(self._front_at(np.array([u]))[0, i]),
+                        bounds=(a, b),
+                        method="bounded",
+                        options={"xatol": 1e-14 * max(1.0, abs(hi - lo))},
+                    )
+                    out[i] = min(out[i], float(res.fun))
+        return out
 
     def front_distance(self, points: object) -> np.ndarray:
         """Euclidean distance from each objective vector to the true Pareto front.

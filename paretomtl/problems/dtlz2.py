@@ -128,6 +128,9 @@ class DTLZ2(Problem):
         azimuth = _K * np.mod(i * _GOLDEN, 1.0)
         return np.stack([np.arcsin(z) / _K, azimuth / _K], axis=1)  # (x1, x2)
 
+    def _ideal(self) -> np.ndarray:
+        return np.zeros(self.n_obj)  # the front's vertices e_i
+
     def _front_distance(self, P: np.ndarray) -> np.ndarray:
         # The front is the unit sphere in the non-negative orthant; its point nearest
         # to p maximises p.q: q = max(p, 0) / ||max(p, 0)||, or, when p <= 0, the

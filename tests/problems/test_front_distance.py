@@ -36,3 +36,14 @@ def test_dtlz2_closed_form_below_the_orthant():
 def test_bad_points_name_the_argument():
     with pytest.raises(ValueError, match="points"):
         get_problem("zdt1").front_distance(np.zeros((3, 3)))
+
+
+@pytest.mark.parametrize("name", available_problems())
+def test_ideal_point_is_the_fronts_componentwise_minimum(name):
+    p = get_problem(name)
+    dense = p.pareto_front(1_000_001 if p.n_obj == 2 else 400_000).min(axis=0)
+    z = p.ideal_point
+    assert (z <= dense + 1e-15).all()  # no sample point is below it
+    assert (z >= dense - (1e-6 if p.n_obj == 2 else 1e-2)).all()  # the sample's gaps
+    if name != "zdt3":
+        np.testing.assert_array_equal(z, 0.0)
