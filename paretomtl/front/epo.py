@@ -36,7 +36,10 @@ def _capped(x, d, lo, hi, at_bound) -> float:
 @register_front_method(
     "epo",
     kind="per-ray",
-    paper="Mahapatra & Rajan, ICML 2020 (EPO search)",
+    paper=(
+        "Mahapatra & Rajan, Multi-Task Learning with User Preferences: Gradient Descent "
+        "with Controlled Ascent in Pareto Optimization, ICML 2020"
+    ),
     summary="balance r_i f_i to equal, then descend: the exact Pareto optimal point of r",
 )
 @end_ray_pass

@@ -311,7 +311,7 @@ def _constraints(W: np.ndarray, values: np.ndarray, J: np.ndarray, ref: float):
 @register_front_method(
     "pareto-mtl",
     kind="ray-set",
-    paper="Lin, Zhen, Li, Zhang & Kwong, NeurIPS 2019",
+    paper="Lin, Zhen, Li, Zhang & Kwong, Pareto Multi-Task Learning, NeurIPS 2019",
     summary="MGDA restricted to the preference vector's sub-region",
 )
 def pareto_mtl(
