@@ -18,7 +18,9 @@ class MethodInfo:
             ``"stateful-gradient"`` for classes whose ``update(grads=None, *,
             gram=None)`` returns a SolverResult and keeps memory between steps;
             ``"loss"`` for loss weightings (``update(losses) -> weights``);
-            ``"stateful"`` for GradNorm (losses and gradient norms at a layer).
+            ``"stateful"`` for GradNorm (losses and gradient norms at a layer);
+            ``"loss-gradient"`` for solver functions that also take the losses
+            (``f(grads=None, *, gram=None, losses, **options)``: EPO).
         paper: the paper it implements (authors, venue, year).
         summary: one line of what it does.
     """

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from paretomtl.solvers._input import combine, prepare
+from paretomtl.solvers._registry import register
 from paretomtl.solvers._result import SolverResult
 
 _TINY = np.finfo(np.float64).tiny
@@ -81,12 +82,21 @@ def _linprog(c: np.ndarray, A_ub: np.ndarray, b_ub: np.ndarray) -> np.ndarray | 
     return a / a.sum()
 
 
+@register(
+    "epo",
+    kind="loss-gradient",
+    paper=(
+        "Mahapatra & Rajan, Multi-Task Learning with User Preferences: Gradient Descent "
+        "with Controlled Ascent in Pareto Optimization, ICML 2020"
+    ),
+    summary="EPO search's step: balance r_i L_i toward equal, then descend every loss",
+)
 def epo(
     grads: object = None,
     *,
     gram: object = None,
     losses: object,
-    preference: object,
+    preference: object = None,
     eps: float = 1e-4,
 ) -> SolverResult:
     r"""EPO search's combination weights for one step (Mahapatra & Rajan, ICML 2020).
@@ -126,7 +136,8 @@ def epo(
         gram: K x K Gram matrix, instead of or besides ``grads``.
         losses: l, shape (K,), non-negative (EPO's logarithm needs :math:`r_i l_i >
             0`; shift losses by a lower bound if they can be negative).
-        preference: r, shape (K,), non-negative, not all zero.
+        preference: r, shape (K,), non-negative, not all zero; None means ones (the
+            point where every loss is equal).
         eps: the non-uniformity threshold between the two modes (the paper's 1e-4).
 
     Returns:
@@ -142,8 +153,13 @@ def epo(
         >>> res = epo(J * [[2.0], [1.0]], losses=[2.0, 0.5], preference=[1.0, 1.0])
         >>> res.extras["mode"], res.weights  # only the larger loss is pushed down
         ('balance', array([1., 0.]))
+
+    In a PyTorch loop the adapter passes the losses:
+    ``Aggregator("epo", options={"preference": r}).backward(losses, params)``.
     """
     J, C = prepare(grads, gram)
+    if preference is None:
+        preference = np.ones(C.shape[0])
     l, r = _check(losses, preference)
     K = C.shape[0]
     if l.shape != (K,):

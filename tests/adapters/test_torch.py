@@ -381,3 +381,19 @@ def test_blockwise_gram_precision_is_close_to_float64():
     np.testing.assert_allclose(info.weights, solvers.mgda(J).weights, atol=1e-5)
     with pytest.raises(ValueError, match="gram_precision"):
         Aggregator("mgda", gram_precision="half")
+
+
+@pytest.mark.parametrize("mode", ["autograd", "batched"])
+def test_epo_gets_the_losses_and_matches_the_numpy_solver(mode):
+    net = Net()
+    x, ys = data()
+    losses, _ = net.losses(x, ys)
+    shared = net.shared()
+    J = explicit_jacobian(losses, shared)
+    values = np.array([float(loss) for loss in losses])
+    r = np.array([1.0, 2.0, 0.5])[: len(values)]
+    expected = solvers.epo(J, losses=values, preference=r)
+    info = backward(losses, shared, "epo", mode=mode, options={"preference": r})
+    np.testing.assert_allclose(info.weights, expected.weights, atol=1e-6)
+    d = flat_grad(shared)
+    np.testing.assert_allclose(d, expected.direction, atol=1e-6 * np.abs(expected.direction).max())

@@ -23,6 +23,8 @@ from paretomtl.solvers import ConflictStats, ConflictTracker, SolverResult
 
 _ON_NON_FINITE = ("raise", "skip")
 
+_STATELESS = ("gradient", "loss-gradient")  # kinds that keep no state between steps
+
 
 @dataclass(frozen=True, eq=False)
 class StepInfo:
@@ -181,7 +183,7 @@ class Aggregator:
         self._rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         self._state = None
         self._num_tasks = num_tasks
-        if self.info.kind != "gradient":
+        if self.info.kind not in _STATELESS:
             self._state_options = dict(self.options)
         self.reset()
 
@@ -191,7 +193,7 @@ class Aggregator:
         next step)."""
         self._state = None
         self._tracker = None
-        if self.info.kind != "gradient" and self._num_tasks is not None:
+        if self.info.kind not in _STATELESS and self._num_tasks is not None:
             self._state = self._make_state(self._num_tasks)
         self.steps = 0
 
@@ -344,6 +346,8 @@ class Aggregator:
             options = dict(self.options)
             if "seed" in inspect.signature(self.info.obj).parameters:
                 options.setdefault("seed", self._rng)
+            if self.info.kind == "loss-gradient":  # e.g. EPO: the losses too
+                options["losses"] = values
             result = self.info.obj(gram=G_unscaled, **options)
         weights = result.weights
         # Task-specific parameters: one ordinary backward of the summed losses.
@@ -460,7 +464,7 @@ def backward(
         >>> info.gram.shape, trunk.weight.grad.shape
         ((3, 3), torch.Size([5, 3]))
     """
-    if solvers.info(method).kind != "gradient":
+    if solvers.info(method).kind not in _STATELESS:
         raise ValueError(
             f"{method!r} keeps state between steps ({solvers.info(method).kind} method): "
             f"create Aggregator({method!r}) once and call its backward() every step"
