@@ -23,6 +23,7 @@ _T_MIN = 1e-20
 _tchebycheff = tchebycheff.__wrapped__  # without its own end-ray pass
 _HANDOFF = 1e-3  # relative stationarity at which exact min-max steps finish the search
 _STUCK_STEPS = 20  # min-max steps taken where EPO's balance program cannot balance
+_STALLS = 5  # consecutive steps at rounding level after which the search hands over
 
 
 def _capped(x, d, lo, hi, at_bound) -> float:
@@ -52,7 +53,7 @@ def epo_search(
     seed: object = None,
     eps: float = 1e-4,
     preference_tol: float = 1e-12,
-    max_iter: int = 5000,
+    max_iter: int = 2000,
     tol: float = 1e-8,
 ) -> PointResult:
     r"""EPO search: find the Pareto optimal point where :math:`r_i (f_i - z_i)` is equal.
@@ -66,27 +67,38 @@ def epo_search(
     equal without raising the largest term, *descent mode* on the ray, lowering
     every objective at once.
 
-    Where we depart from the paper (which takes fixed steps and stops after a fixed
-    number of them), so that the point is exact:
+    Where we depart from the paper (which takes fixed steps, a fixed number of
+    them), so that the point is exact, each change measured on ZDT1/2, the Pareto
+    MTL toy, the convex quadratic and DTLZ2:
 
     - *Steps.* Each step is capped at the first bound it meets and accepted by an
       Armijo test on the mode's own measure (:math:`\mu_r` in balance mode,
       :math:`\sum_i f_i`, the descent program's objective, in descent mode), with t
-      halved on failure and doubled after success.
-    - *Threshold.* The mode switch is at :math:`\min(\epsilon, \max(\text{preference\_tol},
-      \theta))`, with :math:`\theta` the relative squared norm of the min-norm
-      element of the projected gradients: the paper's :math:`\epsilon` far from the
-      front, tightening to ``preference_tol`` as the front is reached, so that the
-      returned point meets its preference to about :math:`\sqrt{\text{preference\_tol}}`
-      relative.
-    - *No balance possible.* When the balance program's best rate is not positive
-      (the ray misses the reachable front: a gap of ZDT3, or the held coordinates of
-      :func:`paretomtl.front._common.end_ray_pass`), it takes a descent step instead
-      of stalling; the result then has ``converged=False`` unless it is stationary
-      with the preference met.
+      halved on failure and doubled after success. A descent step must also keep
+      :math:`\mu_r \le \max(\mu_r(x), 10\epsilon)`: without it, the doubled steps
+      of the descent program (which holds :math:`\mu_r` only to first order) ran
+      the quadratic from the middle of its front to an end in one step.
+    - *Agreeing gradients.* The balance program is over convex combinations of the
+      gradients; where those all agree (far from the front of the quadratic or the
+      toy, every one lowers every loss at once) no combination can lower
+      :math:`\mu_r`, and its best rate is not positive. There the search takes exact
+      min-max steps on :math:`\max_i r_i (f_i - z_i)` (:func:`tchebycheff`'s,
+      ``_STUCK_STEPS`` at a time) until balancing is possible again.
+    - *The finish.* The search hands over when it is in descent mode within
+      ``_HANDOFF`` (1e-3) relative stationarity of the front, or its steps stall,
+      or its line search fails, or ``max_iter`` is reached. Exact min-max steps
+      then finish on the ray: on a connected front their fixed point is the same
+      exact point (:math:`r_i (f_i - z_i)` equal, Pareto critical), and they reach
+      it to rounding, where the paper's search meets its preference only to
+      :math:`\mu_r \le \epsilon`. Where the ray meets a gap of the front (ZDT3)
+      they still end Pareto critical, and ``converged`` is False: the preference
+      is not met. A finish that stalls at a degenerate corner of the box with the
+      preference unmet (DTLZ2 at :math:`x_1 = 0`, where :math:`f_3 = 0` can rise only
+      along :math:`x_1` and :math:`f_1, f_2` are flat in it) is run once more from
+      1e-3 of the box inside the active bounds.
 
-    It stops when it is in descent mode and the min-norm element of the projected
-    gradients is at most ``tol`` times the largest projected gradient's norm.
+    ``converged`` is True when the finish converged to ``tol`` and
+    :math:`\mu_r \le \max(\text{preference\_tol}, 10^{-9})` there.
 
     Args:
         problem: a :class:`paretomtl.problems.Problem`.
@@ -96,7 +108,7 @@ def epo_search(
             :math:`f - z \ge 0`); None means the problem's ``ideal_point``.
         seed: seed or ``numpy.random.Generator`` for the default start.
         eps: the paper's non-uniformity threshold (1e-4).
-        preference_tol: the threshold reached at the front.
+        preference_tol: the non-uniformity below which the preference counts as met.
         max_iter: iteration cap.
         tol: the stationarity tolerance.
 
@@ -126,7 +138,7 @@ def epo_search(
         )
     on = r > 0
     t, scale, it, mu = 1.0, None, 0, non_uniformity(loss[on], r[on])
-    reached, polished = False, 0
+    polished, stalls = 0, 0
     for it in range(max_iter):  # noqa: B007 - the count is reported
         at_lower, at_upper = active_bounds(problem, x, 1e-12)
         P = project_gradients(jacobian, at_lower, at_upper)
@@ -138,8 +150,7 @@ def epo_search(
             scale = max(float(norms.max()), np.finfo(float).tiny)
         gram = P @ P.T
         theta = mgda(gram=gram).objective / max(scale, float(norms.max()), 1e-150) ** 2
-        threshold = eps
-        step = epo(gram=gram, losses=loss[on], preference=r[on], eps=threshold)
+        step = epo(gram=gram, losses=loss[on], preference=r[on], eps=eps)
         mode = step.extras["mode"]
         stuck = mode == "balance" and step.extras["rate"] <= 1e-14 * scale**2 * max(mu, 1e-300)
         if stuck and np.sqrt(max(theta, 0.0)) > tol:
@@ -155,7 +166,6 @@ def epo_search(
             mu = non_uniformity(loss[on], r[on])
             continue
         if (stuck or mode == "descent") and np.sqrt(max(theta, 0.0)) <= max(tol, _HANDOFF):
-            reached = True
             break
         d = -(step.weights @ P)
         if mode == "balance":
@@ -171,8 +181,8 @@ def epo_search(
                 return float(v[on].sum())
 
         current = measure(values)
-        # a descent step must not undo the balance: mu may rise to 10 x the threshold
-        drift = max(mu, 10.0 * threshold) if mode == "descent" else np.inf
+        # a descent step must not undo the balance: mu may rise to 10 eps
+        drift = max(mu, 10.0 * eps) if mode == "descent" else np.inf
         t = min(2.0 * t, _T_MAX)
         accepted = False
         while t >= _T_MIN:
@@ -194,11 +204,13 @@ def epo_search(
                 break
             t *= 0.5
         if not accepted:
-            reached = mode != "balance" and np.sqrt(max(theta, 0.0)) <= 1e-6
             break
+        stalls = stalls + 1 if np.linalg.norm(s) <= 1e-14 * (1.0 + np.linalg.norm(x)) else 0
         x, values, jacobian = trial, v_new, j_new
         loss = values - z
         mu = non_uniformity(loss[on], r[on])
+        if stalls >= _STALLS:  # steps at rounding level: the search is stuck here
+            break
     else:
         it = max_iter
     # The search ends on the front within the paper's eps of the ray; exact min-max
@@ -206,8 +218,22 @@ def epo_search(
     # search could not get there (the ray meets a gap of the front, as on ZDT3),
     # they still end at a Pareto-critical point, but the preference is not met.
     final = _tchebycheff(problem, r, x, ideal=z, max_iter=max_iter, tol=tol)
+    mu = non_uniformity((final.values - z)[on], r[on])
+    at_lower, at_upper = active_bounds(problem, final.x, 1e-12)
+    if mu > max(preference_tol, 1e-9) and (at_lower | at_upper).any():
+        # A degenerate corner: a term can rise only along a coordinate at its bound,
+        # where the others are flat to first order (DTLZ2 at x1 = 0: f3 = 0 while
+        # f1, f2 go as cos(x1 pi / 2)); both linearisations stall there. Step off
+        # the bounds by 1e-3 of the box and finish again; keep the better end.
+        width = problem.upper - problem.lower
+        nudged = np.where(at_lower, final.x + 1e-3 * width, final.x)
+        nudged = np.where(at_upper, nudged - 1e-3 * width, nudged)
+        again = _tchebycheff(problem, r, nudged, ideal=z, max_iter=max_iter, tol=tol)
+        mu_again = non_uniformity((again.values - z)[on], r[on])
+        polished += final.iterations
+        if mu_again < mu:
+            final, mu = again, mu_again
     x, values, polished = final.x, final.values, polished + final.iterations
     jacobian = problem.evaluate(x)[1]
-    mu = non_uniformity((values - z)[on], r[on])
-    converged = reached and final.converged and mu <= max(preference_tol, 1e-9)
+    converged = final.converged and mu <= max(preference_tol, 1e-9)
     return finish(problem, x, values, jacobian, mu, it + polished, converged, "epo", r)
