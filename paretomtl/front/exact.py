@@ -62,10 +62,10 @@ def preference_points(problem: Problem, rays: object) -> np.ndarray:
       end of one of the two pieces next to the gap (:math:`\max_i r'_i f_i` falls
       along the piece before the gap and rises along the piece after it). Where the
       crossing exists it is also the Tchebycheff point, so the rule is one: the
-      minimiser of :math:`\max_i r'_i f_i` over the true front. (EPO's preference
-      presumes :math:`f \ge 0`; ZDT3's :math:`f_2` goes down to -0.77, and its
-      ray (0, 1) gets the point where :math:`f_2 = 10^{-8} f_1`, near
-      :math:`f_2 = 0`, not the :math:`f_2`-minimal end.)
+      minimiser of :math:`\max_i r'_i f_i` over the true front. Values are
+      measured from the problem's ``ideal_point`` z, as the front methods do by
+      default: :math:`r_i (f_i - z_i)` equal (z = 0 but for ZDT3, whose
+      :math:`f_2` goes down to -0.7734).
 
     The values are those of the problem's front parametrisation, so :math:`r_i f_i`
     agree to rounding of ``_front_at`` (about 1e-15 relative, less where
@@ -119,7 +119,8 @@ def preference_points(problem: Problem, rays: object) -> np.ndarray:
         except NotImplementedError:
             pieces = None
         if pieces:
-            return np.array([_two_objective_point(problem, pieces, r) for r in lifted])
+            z = np.asarray(problem.ideal_point, dtype=np.float64)
+            return np.array([_two_objective_point(problem, pieces, r, z) for r in lifted])
     raise TypeError(
         f"preference_points does not know the true front of {problem!r}: it handles DTLZ2 "
         "and two-objective problems that describe their front by _pieces() and "
@@ -127,15 +128,15 @@ def preference_points(problem: Problem, rays: object) -> np.ndarray:
     )
 
 
-def _two_objective_point(problem: Problem, pieces, r: np.ndarray) -> np.ndarray:
-    """The minimiser of max_i r_i f_i over a two-objective front (r > 0)."""
+def _two_objective_point(problem: Problem, pieces, r: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """The minimiser of max_i r_i (f_i - z_i) over a two-objective front (r > 0)."""
 
     def front(t: float) -> np.ndarray:
         return problem._front_at(np.array([t]))[0]
 
     def h(t: float) -> float:
         f = front(t)
-        return float(r[0] * f[0] - r[1] * f[1])
+        return float(r[0] * (f[0] - z[0]) - r[1] * (f[1] - z[1]))
 
     candidates = []
     for lo, hi in pieces:
@@ -146,4 +147,4 @@ def _two_objective_point(problem: Problem, pieces, r: np.ndarray) -> np.ndarray:
         candidates += [front(lo), front(hi)]
     # No crossing on the front (a gap of a disconnected front): its Tchebycheff point.
     F = np.array(candidates)
-    return F[np.argmin((F * r).max(axis=1))]
+    return F[np.argmin(((F - z) * r).max(axis=1))]

@@ -146,12 +146,13 @@ def test_zdt3_gaps_give_the_tchebycheff_point_of_the_front():
     problem = ZDT3()
     R = lifted(RAYS_64)
     F = preference_points(problem, RAYS_64)
+    z = problem.ideal_point  # (0, -0.7734): preferences are measured from it
     dense = problem.pareto_front(200_001)
-    ours = (R * F).max(axis=1)
-    best_dense = (R[:, None, :] * dense[None, :, :]).max(axis=2).min(axis=1)
+    ours = (R * (F - z)).max(axis=1)
+    best_dense = (R[:, None, :] * (dense - z)[None, :, :]).max(axis=2).min(axis=1)
     assert (ours <= best_dense + 1e-15).all()  # nothing on the front does better
     assert np.allclose(ours, best_dense, rtol=1e-3, atol=1e-8)
-    P = R * F
+    P = R * (F - z)
     crossing = np.abs(P[:, 0] - P[:, 1]) <= 1e-14
     assert 0 < crossing.sum() < len(R)  # some rays fall in the gaps
     pieces = np.array(ZDT3.pieces())
