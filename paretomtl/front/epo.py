@@ -13,7 +13,7 @@ from paretomtl.front._common import (
     start,
 )
 from paretomtl.front._registry import register_front_method
-from paretomtl.front.scalarization import tchebycheff
+from paretomtl.front.scalarization import _max_fraction, tchebycheff
 from paretomtl.front.stationarity import active_bounds, project_gradients
 from paretomtl.solvers import epo, mgda, non_uniformity
 
@@ -24,14 +24,6 @@ _tchebycheff = tchebycheff.__wrapped__  # without its own end-ray pass
 _HANDOFF = 1e-3  # relative stationarity at which exact min-max steps finish the search
 _STUCK_STEPS = 20  # min-max steps taken where EPO's balance program cannot balance
 _STALLS = 5  # consecutive steps at rounding level after which the search hands over
-
-
-def _capped(x, d, lo, hi, at_bound) -> float:
-    """Largest a <= 1 with x + a d in the box, ignoring coordinates already at a bound."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        room = np.where(d > 0, (hi - x) / d, np.where(d < 0, (lo - x) / d, np.inf))
-    room[at_bound] = np.inf
-    return float(min(1.0, room.min()))
 
 
 @register_front_method(
@@ -186,7 +178,7 @@ def epo_search(
         t = min(2.0 * t, _T_MAX)
         accepted = False
         while t >= _T_MIN:
-            alpha = _capped(x, t * d, lo, hi, at_lower | at_upper)
+            alpha = _max_fraction(x, t * d, lo, hi, at_lower | at_upper)
             trial = np.clip(x + alpha * t * d, lo, hi)
             s = trial - x
             if not s.any():
