@@ -133,7 +133,7 @@ def linear_scalarization(
     x0: object = None,
     *,
     seed: object = None,
-    max_iter: int = 2000,
+    max_iter: int = 10000,
     tol: float = 1e-8,
 ) -> PointResult:
     r"""Minimise the weighted sum :math:`\sum_i r_i f_i(x)` over the box.
@@ -204,7 +204,7 @@ def smooth_tchebycheff(
     ideal: object = None,
     mu: float = 0.01,
     seed: object = None,
-    max_iter: int = 2000,
+    max_iter: int = 10000,
     tol: float = 1e-8,
 ) -> PointResult:
     r"""Minimise the smooth Tchebycheff scalarisation (STCH) over the box.
