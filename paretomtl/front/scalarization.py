@@ -27,6 +27,19 @@ projected gradient's norm is at most ``tol`` relative to the gradients' scale, o
 after ``max_iter`` iterations (``converged=False``). The exact Tchebycheff
 problem is non-smooth; see :func:`tchebycheff` for its min-max step.
 
+*Newton steps.* Where the problem has Hessian-vector products, each iteration
+first tries the projected Newton direction (Bertsekas, "Projected Newton Methods
+for Optimization Problems with Simple Constraints", SIAM J. Control Optim. 1982):
+on the free coordinates (those not at a bound the gradient pushes against),
+:math:`d_F = -H_{FF}^{-1} g_F` with the scalarisation's Hessian built from
+:math:`|F|` Hessian-vector products and shifted by 1e-10 of its largest diagonal
+entry; capped at the first bound like the gradient step, accepted by Armijo with
+:math:`\sigma = 10^{-4}` and halved down to 1e-6, else the gradient step is
+taken. Measured on ZDT1 (30 variables, 64 rays), linear scalarisation: without
+it, 4 rays near the steep :math:`f_1 = 0` end stopped at stationarity 1.2e-3
+after 10 000 iterations (curvature ratio about 1e5 between :math:`x_1` and the
+rest); with it, all 64 converge in at most 52 iterations.
+
 A preference vector with zeros (the end rays of
 :func:`paretomtl.front.simplex_rays`) gets a second pass
 (:func:`paretomtl.front._common.end_ray_pass`): the first drops those objectives and
@@ -56,6 +69,8 @@ _SIGMA = 0.5  # Armijo's sufficient-decrease fraction (the descent lemma's)
 _T_MAX = 1e8  # largest trial step
 _T_MIN = 1e-20  # smallest trial step before giving up
 _ROUNDING = 1e-6  # relative stationarity accepted when rounding stops the line search
+_SIGMA_NEWTON = 1e-4  # Armijo's fraction for Newton steps (1/2 is their exact decrease)
+_NEWTON_MIN = 1e-6  # smallest Newton step fraction tried before a gradient step
 
 
 def _weighted(weights: np.ndarray, jacobian: np.ndarray) -> np.ndarray:
@@ -78,15 +93,58 @@ def _scale(weights: np.ndarray, jacobian: np.ndarray) -> float:
     return max(scale, np.finfo(float).tiny)
 
 
+def _hessian_columns(problem, x: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """(k, n_obj, n_var): the Hessian-vector products of every objective with e_j, j in cols."""
+    V = np.zeros((len(cols), problem.n_var))
+    V[np.arange(len(cols)), cols] = 1.0
+    return problem._hvp(np.repeat(x[None, :], len(cols), axis=0), V)
+
+
+def _newton_direction(problem, hessian, x, values, jacobian, weights, grad, at_lower, at_upper):
+    """Bertsekas' projected Newton direction on the free coordinates, or None.
+
+    Free: not at a bound that the gradient pushes against. None when the reduced
+    Hessian, shifted by 1e-10 of its largest diagonal entry, is not positive
+    definite (then the caller takes a gradient step).
+    """
+    free = ~((at_lower & (grad > 0)) | (at_upper & (grad < 0)))
+    idx = np.flatnonzero(free)
+    if not len(idx):
+        return None
+    try:
+        H = hessian(x, values, jacobian, weights, idx)
+    except ValueError:  # e.g. ZDT's Hessian is unbounded at x_1 = 0
+        return None
+    if not np.isfinite(H).all():
+        return None
+    H = 0.5 * (H + H.T)
+    # A relative shift lets positive semi-definite Hessians through (ZDT's g is linear
+    # in x_2..x_n: flat directions, along which the step runs to the box).
+    H[np.diag_indices_from(H)] += 1e-10 * max(float(np.abs(np.diagonal(H)).max()), 1e-300)
+    try:
+        L = np.linalg.cholesky(H)
+    except np.linalg.LinAlgError:
+        return None
+    d = np.zeros_like(x)
+    d[idx] = -np.linalg.solve(L.T, np.linalg.solve(L, grad[idx]))
+    if not np.isfinite(d).all() or grad @ d >= 0:
+        return None
+    return d
+
+
 def _projected_gradient(
     problem,
     scalarize: Callable[[np.ndarray], tuple[float, np.ndarray]],
     x: np.ndarray,
     max_iter: int,
     tol: float,
+    hessian: Callable | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, int, bool]:
-    """Projected gradient, steps capped at the box, Armijo backtracking."""
+    """Projected Newton where the reduced Hessian is positive definite, else projected
+    gradient; steps capped at the box, Armijo backtracking."""
     lo, hi = problem.lower, problem.upper
+    if not getattr(problem, "has_hvp", False):
+        hessian = None
     values, jacobian = problem.evaluate(x)
     phi, weights = scalarize(values)
     grad = _weighted(weights, jacobian)
@@ -100,6 +158,31 @@ def _projected_gradient(
         ratio = float(np.linalg.norm(p)) / max(scale, _scale(weights, jacobian))
         if ratio <= tol:
             return x, values, jacobian, phi, it, True
+        if hessian is not None:
+            d = _newton_direction(
+                problem, hessian, x, values, jacobian, weights, grad, at_lower, at_upper
+            )
+            newton = d is not None
+            u = 1.0
+            while newton and u >= _NEWTON_MIN:
+                alpha = _max_fraction(x, u * d, lo, hi, at_lower | at_upper)
+                trial = np.clip(x + alpha * u * d, lo, hi)
+                step = trial - x
+                if not step.any():
+                    break
+                v_new, j_new = problem.evaluate(trial)
+                phi_new, w_new = scalarize(v_new)
+                if phi_new <= phi + _SIGMA_NEWTON * (grad @ step):
+                    g_new = _weighted(w_new, j_new)
+                    if np.isfinite(g_new).all():
+                        x, values, jacobian, phi = trial, v_new, j_new, phi_new
+                        weights, grad = w_new, g_new
+                        break
+                u *= 0.5
+            else:
+                newton = False
+            if newton and u >= _NEWTON_MIN and step.any():
+                continue
         t = min(2.0 * t, _T_MAX)
         while True:
             alpha = _max_fraction(x, t * p, lo, hi, at_lower | at_upper)
@@ -143,7 +226,7 @@ def linear_scalarization(
     minimisers are Pareto optimal for :math:`r > 0` and weakly Pareto optimal for
     :math:`r \ge 0`, but only points where a supporting hyperplane touches the front
     are reachable: on a concave front (ZDT2) every ray ends at one of the two ends.
-    Solved by projected gradient descent with Armijo backtracking (module
+    Solved by projected Newton or gradient steps with Armijo backtracking (module
     docstring).
 
     Args:
@@ -174,7 +257,11 @@ def linear_scalarization(
         on = r > 0
         return float(r[on] @ values[on]), r
 
-    out = _projected_gradient(problem, scalarize, x, max_iter, tol)
+    def hessian(x, values, jacobian, weights, idx):
+        HV = _hessian_columns(problem, x, idx)  # HV[j, i] = H_i e_idx[j]
+        return np.einsum("i,jil->jl", weights, HV[:, :, idx])
+
+    out = _projected_gradient(problem, scalarize, x, max_iter, tol, hessian)
     return finish(problem, *out, "linear", r)
 
 
@@ -223,7 +310,7 @@ def smooth_tchebycheff(
     critical (its gradient is a positive combination of the :math:`\nabla f_i`). As
     :math:`\mu \to 0` it tends to :func:`tchebycheff`; as :math:`\mu` grows it acts
     like :func:`linear_scalarization` (so a large :math:`\mu` misses concave parts
-    of a front). Solved by projected gradient descent with Armijo backtracking
+    of a front). Solved by projected Newton or gradient steps with Armijo backtracking
     (module docstring); the curvature across the kink grows like :math:`1/\mu`, and
     so does the iteration count.
 
@@ -255,7 +342,21 @@ def smooth_tchebycheff(
     if not (isinstance(mu, (int, float)) and np.isfinite(mu) and mu > 0):
         raise ValueError(f"mu must be a positive finite number; got {mu!r}")
     x = start(problem, x0, seed)
-    out = _projected_gradient(problem, lambda v: _stch(v, r, z, float(mu)), x, max_iter, tol)
+
+    def hessian(x, values, jacobian, weights, idx):
+        # sum_i w_i H_i + (1/mu) (sum_i p_i b_i b_i' - s s'), b_i = r_i grad f_i,
+        # p = softmax, w = p r, s = sum_i p_i b_i
+        on = weights > 0
+        HV = _hessian_columns(problem, x, idx)
+        H = np.einsum("i,jil->jl", weights[on], HV[:, on][:, :, idx])
+        B = (r[on, None] * jacobian[on])[:, idx]
+        p = weights[on] / r[on]
+        s = p @ B
+        return H + (np.einsum("i,ij,ik->jk", p, B, B) - np.outer(s, s)) / float(mu)
+
+    out = _projected_gradient(
+        problem, lambda v: _stch(v, r, z, float(mu)), x, max_iter, tol, hessian
+    )
     return finish(problem, *out, "stch", r)
 
 
