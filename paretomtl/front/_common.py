@@ -112,6 +112,8 @@ class _HeldCoordinates:
 
 
 _BINDING_TOL = 1e-8  # relative distance to a bound within which pass 1 "reached" it
+_EXTRA_STARTS = 3  # more starts for rays with two or more zeros
+_EXTRA_ITER = 300  # their iteration cap (a start that reaches the right face needs ~50)
 
 
 def _binding_bounds(problem, x: np.ndarray, kept: np.ndarray) -> np.ndarray:
@@ -142,12 +144,9 @@ def end_ray_pass(solve):
     :math:`x_1 \\approx 10^{-8}`) and stalls the descent.
     """
 
-    def wrapper(problem, preference: object, x0: object = None, **options):
-        r = check_preference(preference, problem.n_obj)
+    def two_passes(problem, r, x0, options):
         first = solve(problem, r, x0, **options)
-        if (r > 0).all():
-            return first
-        options.pop("seed", None)
+        options = {k: v for k, v in options.items() if k != "seed"}
         lifted = np.maximum(r, EDGE_WEIGHT * r.max())
         held = _binding_bounds(problem, first.x, r > 0)
         at_lower, _ = active_bounds(problem, first.x, _BINDING_TOL)
@@ -174,6 +173,33 @@ def end_ray_pass(solve):
         scale = max(float(np.linalg.norm(finite, axis=1).max()), np.finfo(float).tiny)
         done = second.converged or out.stationarity <= (1e-8 * scale) ** 2
         return replace(out, converged=done)
+
+    def wrapper(problem, preference: object, x0: object = None, **options):
+        r = check_preference(preference, problem.n_obj)
+        if (r > 0).all():
+            return solve(problem, r, x0, **options)
+        best = two_passes(problem, r, x0, options)
+        if (r == 0).sum() < 2:
+            return best
+        # Two or more zeros: the first pass's weakly Pareto set has several faces
+        # (DTLZ2, ray (1, 0, 0): x1 = 1 or x2 = 1), and holding the bounds of one can
+        # trap the second in a corner of the front ((0, 0, 1)) that first-order steps
+        # cannot leave. A few more starts (capped at _EXTRA_ITER iterations), drawn
+        # from the first end point's bits so that runs repeat; the converged end
+        # with the smallest lifted Tchebycheff value wins.
+        lifted = np.maximum(r, EDGE_WEIGHT * r.max())
+        z = check_ideal(options.get("ideal"), problem)
+        rng = np.random.default_rng(np.frombuffer(best.x.tobytes(), dtype=np.uint32))
+
+        def rank(res: PointResult) -> tuple[bool, float]:
+            return (not res.converged, float(np.max(lifted * (res.values - z))))
+
+        quick = {**options, "max_iter": min(int(options.get("max_iter", _EXTRA_ITER)), _EXTRA_ITER)}
+        for _ in range(_EXTRA_STARTS):
+            other = two_passes(problem, r, rng.uniform(problem.lower, problem.upper), quick)
+            if rank(other) < rank(best):
+                best = other
+        return best
 
     wrapper.__name__, wrapper.__qualname__ = solve.__name__, solve.__qualname__
     wrapper.__doc__, wrapper.__module__ = solve.__doc__, solve.__module__

@@ -84,10 +84,8 @@ def epo_search(
       it to rounding, where the paper's search meets its preference only to
       :math:`\mu_r \le \epsilon`. Where the ray meets a gap of the front (ZDT3)
       they still end Pareto critical, and ``converged`` is False: the preference
-      is not met. A finish that stalls at a degenerate corner of the box with the
-      preference unmet (DTLZ2 at :math:`x_1 = 0`, where :math:`f_3 = 0` can rise only
-      along :math:`x_1` and :math:`f_1, f_2` are flat in it) is run once more from
-      1e-3 of the box inside the active bounds.
+      is not met. (At a degenerate corner of the box the finish retries once from
+      just inside it; see :func:`tchebycheff`.)
 
     ``converged`` is True when the finish converged to ``tol`` and
     :math:`\mu_r \le \max(\text{preference\_tol}, 10^{-9})` there.
@@ -211,20 +209,6 @@ def epo_search(
     # they still end at a Pareto-critical point, but the preference is not met.
     final = _tchebycheff(problem, r, x, ideal=z, max_iter=max_iter, tol=tol)
     mu = non_uniformity((final.values - z)[on], r[on])
-    at_lower, at_upper = active_bounds(problem, final.x, 1e-12)
-    if mu > max(preference_tol, 1e-9) and (at_lower | at_upper).any():
-        # A degenerate corner: a term can rise only along a coordinate at its bound,
-        # where the others are flat to first order (DTLZ2 at x1 = 0: f3 = 0 while
-        # f1, f2 go as cos(x1 pi / 2)); both linearisations stall there. Step off
-        # the bounds by 1e-3 of the box and finish again; keep the better end.
-        width = problem.upper - problem.lower
-        nudged = np.where(at_lower, final.x + 1e-3 * width, final.x)
-        nudged = np.where(at_upper, nudged - 1e-3 * width, nudged)
-        again = _tchebycheff(problem, r, nudged, ideal=z, max_iter=max_iter, tol=tol)
-        mu_again = non_uniformity((again.values - z)[on], r[on])
-        polished += final.iterations
-        if mu_again < mu:
-            final, mu = again, mu_again
     x, values, polished = final.x, final.values, polished + final.iterations
     jacobian = problem.evaluate(x)[1]
     converged = final.converged and mu <= max(preference_tol, 1e-9)

@@ -50,6 +50,7 @@ the second lowers them from there and reaches the end of the front.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
@@ -417,6 +418,10 @@ def tchebycheff(
     convexity), else t is halved; the first trial t is twice the last accepted
     one. It stops at a Tchebycheff-stationary point (the unit step vanishes) or
     after ``max_iter`` iterations.
+    A run that stops with the terms :math:`r_i (f_i - z_i)` unequal at a point with
+    active bounds (a degenerate corner: DTLZ2 at :math:`x_1 = 0`, where
+    :math:`f_3 = 0` can rise only along :math:`x_1` and :math:`f_1, f_2` are flat in
+    it) runs once more from 1e-3 of the box inside those bounds; the lower max wins.
 
     Args:
         problem: a :class:`paretomtl.problems.Problem` with at most 10 objectives.
@@ -448,6 +453,27 @@ def tchebycheff(
             f"got {problem.n_obj}: use smooth_tchebycheff"
         )
     x = start(problem, x0, seed)
+    res = _tchebycheff_run(problem, r, z, x, max_iter, tol)
+    on = r > 0
+    terms = r[on] * (res.values[on] - z[on])
+    at_lower, at_upper = active_bounds(problem, res.x, 1e-12)
+    unmet = terms.max() - terms.min() > 1e-9 * max(abs(float(terms.max())), 1e-300)
+    if unmet and (at_lower | at_upper).any():
+        # A degenerate corner: a term can rise only along a coordinate at its bound,
+        # where the others are flat to first order (DTLZ2 at x1 = 0: f3 = 0 while
+        # f1, f2 go as cos(x1 pi / 2)); the min-max linearisation stalls there. Step
+        # off the bounds by 1e-3 of the box and run again; keep the lower max.
+        width = problem.upper - problem.lower
+        nudged = np.where(at_lower, res.x + 1e-3 * width, res.x)
+        nudged = np.where(at_upper, nudged - 1e-3 * width, nudged)
+        again = _tchebycheff_run(problem, r, z, nudged, max_iter, tol)
+        if again.objective < res.objective:
+            res = replace(again, iterations=res.iterations + again.iterations)
+    return res
+
+
+def _tchebycheff_run(problem, r, z, x, max_iter, tol) -> PointResult:
+    """The min-max iterations of :func:`tchebycheff` from x."""
     lo, hi = problem.lower, problem.upper
     on = r > 0
     values, jacobian = problem.evaluate(x)

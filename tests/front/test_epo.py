@@ -5,7 +5,7 @@ import functools
 import numpy as np
 import pytest
 
-from paretomtl.front import epo_search, simplex_rays, trace
+from paretomtl.front import epo_search, preference_points, simplex_rays, trace
 from paretomtl.problems import DTLZ2, ZDT1, ZDT2, ConvexQuadratic, ParetoMTLToy
 
 PROBLEMS = {
@@ -89,3 +89,11 @@ def test_reproducible():
 def test_bad_arguments_name_the_argument(kwargs, match):
     with pytest.raises(ValueError, match=match):
         epo_search(ConvexQuadratic(n_var=4), **kwargs)
+
+
+def test_dtlz2_points_are_the_exact_preference_points_vertex_rays_included():
+    # Ray (1, 0, 0)'s first pass can stop on the face x1 = 1, whose corner (0, 0, 1)
+    # no first-order step leaves; the extra starts find the arc's middle.
+    out = traced("dtlz2")
+    exact = preference_points(DTLZ2(n_var=12), out.rays)
+    np.testing.assert_allclose(out.points, exact, atol=1e-6)

@@ -7,6 +7,7 @@ import pytest
 
 from paretomtl.front import (
     linear_scalarization,
+    preference_points,
     simplex_rays,
     smooth_tchebycheff,
     tchebycheff,
@@ -165,3 +166,16 @@ def test_end_rays_of_dtlz2_lie_on_the_sphere():
     np.testing.assert_allclose(np.linalg.norm(out.points, axis=1), 1.0, atol=1e-8)
     for k in range(3):  # f_k = 0 (ray e_k says nothing more), on the front
         assert out.points[k, k] < 1e-8
+
+
+def test_tchebycheff_leaves_degenerate_corners_of_dtlz2():
+    # With these starts (seed 0 over the 91-ray lattice) the min-max steps stopped at
+    # x1 = 0, where f3 = 0 can rise only along x1 and f1, f2 are flat in it; the
+    # retry from 1e-3 inside the box reaches the exact points.
+    p = DTLZ2(n_var=12)
+    rays = simplex_rays(3, 91)
+    rng = np.random.default_rng(0)
+    starts = np.array([rng.uniform(p.lower, p.upper) for _ in rays])
+    pick = [13, 18, 19, 64, 68, 69]
+    out = trace(p, "tchebycheff", rays[pick], x0=starts[pick])
+    np.testing.assert_allclose(out.points, preference_points(p, rays[pick]), atol=1e-6)
