@@ -112,7 +112,8 @@ class _HeldCoordinates:
 
 
 _BINDING_TOL = 1e-8  # relative distance to a bound within which pass 1 "reached" it
-_EXTRA_STARTS = 3  # more starts for rays with two or more zeros
+_EXTRA_STARTS = 7  # more starts for rays with two or more zeros (DTLZ2: each lands on
+# the right face about half the time, so all 8 miss about once in 256 vertex rays)
 _EXTRA_ITER = 300  # their iteration cap (a start that reaches the right face needs ~50)
 
 
@@ -142,10 +143,22 @@ def end_ray_pass(solve):
     conditioned: lifting the zeros from the start instead makes the problem's
     curvature grow like 1/EDGE_WEIGHT (ZDT1's :math:`\\sqrt{x_1}` at
     :math:`x_1 \\approx 10^{-8}`) and stalls the descent.
+
+    A ray with two or more zeros (a vertex of the simplex with three or more
+    objectives) has a first-pass set with several faces (DTLZ2, ray (1, 0, 0):
+    :math:`x_1 = 1` or :math:`x_2 = 1`); held on the wrong one, the second pass
+    ends in a corner of the front ((0, 0, 1)) that no first-order step leaves. Such
+    rays get ``_EXTRA_STARTS`` more starts, whose first passes are linear
+    scalarisation's (steps that stop at the first bound they meet, so different
+    starts reach different faces), capped at ``_EXTRA_ITER`` iterations; the
+    converged end with the smallest lifted Tchebycheff value wins.
     """
 
-    def two_passes(problem, r, x0, options):
-        first = solve(problem, r, x0, **options)
+    def two_passes(problem, r, x0, options, first_pass=None):
+        if first_pass is None:
+            first = solve(problem, r, x0, **options)
+        else:
+            first = first_pass(problem, r, x0, max_iter=options.get("max_iter", _EXTRA_ITER))
         options = {k: v for k, v in options.items() if k != "seed"}
         lifted = np.maximum(r, EDGE_WEIGHT * r.max())
         held = _binding_bounds(problem, first.x, r > 0)
@@ -195,8 +208,17 @@ def end_ray_pass(solve):
             return (not res.converged, float(np.max(lifted * (res.values - z))))
 
         quick = {**options, "max_iter": min(int(options.get("max_iter", _EXTRA_ITER)), _EXTRA_ITER)}
+        # The extra first passes minimise the kept objectives by steps that stop at
+        # the first bound they meet (linear scalarisation's), so that different
+        # starts reach different faces: a min-max step solves its box-constrained
+        # model exactly and throws x1 and x2 onto their bounds together, always
+        # into the corner.
+        from paretomtl.front.scalarization import linear_scalarization
+
+        first_pass = linear_scalarization.__wrapped__
         for _ in range(_EXTRA_STARTS):
-            other = two_passes(problem, r, rng.uniform(problem.lower, problem.upper), quick)
+            x0 = rng.uniform(problem.lower, problem.upper)
+            other = two_passes(problem, r, x0, quick, first_pass)
             if rank(other) < rank(best):
                 best = other
         return best

@@ -166,6 +166,9 @@ def test_end_rays_of_dtlz2_lie_on_the_sphere():
     np.testing.assert_allclose(np.linalg.norm(out.points, axis=1), 1.0, atol=1e-8)
     for k in range(3):  # f_k = 0 (ray e_k says nothing more), on the front
         assert out.points[k, k] < 1e-8
+    # ... and of that arc, the middle: the limit of the rays near e_k (the extra
+    # starts of rays with two zeros; the corner (0, 0, 1) is another f_1 = 0 point)
+    np.testing.assert_allclose(out.points, preference_points(p, rays), atol=1e-6)
 
 
 def test_tchebycheff_leaves_degenerate_corners_of_dtlz2():
