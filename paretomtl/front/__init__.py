@@ -15,7 +15,7 @@ Example:
     >>> from paretomtl.problems import ZDT2
     >>> out = trace(ZDT2(n_var=5), "linear", simplex_rays(2, 5), seed=0)
     >>> out.points[:, 0].round(3)  # a concave front: only its ends are found
-    array([1., 1., 1., 0., 0.])
+    array([1., 0., 0., 0., 0.])
 """
 
 from paretomtl.front._common import EDGE_WEIGHT, PointResult
