@@ -121,11 +121,16 @@ def epo_search(
     x = start(problem, x0, seed)
     lo, hi = problem.lower, problem.upper
     values, jacobian = problem.evaluate(x)
-    loss = values - z
-    if (loss < 0).any():
+    slack = 1e-12 * (1.0 + np.abs(z))  # rounding below an ideal point found numerically
+
+    def shifted(v: np.ndarray) -> np.ndarray:
+        return np.maximum(v - z, 0.0)
+
+    if (values - z < -slack).any():
         raise ValueError(
-            f"EPO needs f - ideal >= 0; got f - ideal = {loss} at the start: pass ideal="
+            f"EPO needs f - ideal >= 0; got f - ideal = {values - z} at the start: pass ideal="
         )
+    loss = shifted(values)
     on = r > 0
     t, scale, it, mu = 1.0, None, 0, non_uniformity(loss[on], r[on])
     polished, stalls = 0, 0
@@ -152,7 +157,7 @@ def epo_search(
                 break
             x, values = moved.x, moved.values
             jacobian = problem.evaluate(x)[1]
-            loss = values - z
+            loss = shifted(values)
             mu = non_uniformity(loss[on], r[on])
             continue
         if (stuck or mode == "descent") and np.sqrt(max(theta, 0.0)) <= max(tol, _HANDOFF):
@@ -163,7 +168,7 @@ def epo_search(
             slope = step.extras["adjustment"] / total  # d mu / d f
 
             def measure(v):
-                return non_uniformity((v - z)[on], r[on])
+                return non_uniformity(shifted(v)[on], r[on])
         else:
             slope = np.ones(int(on.sum()))
 
@@ -185,9 +190,9 @@ def epo_search(
             with np.errstate(invalid="ignore"):
                 predicted = float(slope @ (jacobian[on] @ s))
             if (
-                (v_new - z >= 0).all()
+                (v_new - z >= -slack).all()
                 and measure(v_new) <= current + _SIGMA * min(predicted, 0.0)
-                and non_uniformity((v_new - z)[on], r[on]) <= drift
+                and non_uniformity(shifted(v_new)[on], r[on]) <= drift
                 and np.isfinite(j_new[on]).all()
             ):
                 accepted = True
@@ -197,7 +202,7 @@ def epo_search(
             break
         stalls = stalls + 1 if np.linalg.norm(s) <= 1e-14 * (1.0 + np.linalg.norm(x)) else 0
         x, values, jacobian = trial, v_new, j_new
-        loss = values - z
+        loss = shifted(values)
         mu = non_uniformity(loss[on], r[on])
         if stalls >= _STALLS:  # steps at rounding level: the search is stuck here
             break
@@ -208,7 +213,7 @@ def epo_search(
     # search could not get there (the ray meets a gap of the front, as on ZDT3),
     # they still end at a Pareto-critical point, but the preference is not met.
     final = _tchebycheff(problem, r, x, ideal=z, max_iter=max_iter, tol=tol)
-    mu = non_uniformity((final.values - z)[on], r[on])
+    mu = non_uniformity(shifted(final.values)[on], r[on])
     x, values, polished = final.x, final.values, polished + final.iterations
     jacobian = problem.evaluate(x)[1]
     converged = final.converged and mu <= max(preference_tol, 1e-9)
