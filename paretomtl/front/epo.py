@@ -150,7 +150,7 @@ def epo_search(
         stuck = mode == "balance" and step.extras["rate"] <= 1e-14 * scale**2 * max(mu, 1e-300)
         if stuck and np.sqrt(max(theta, 0.0)) > tol:
             # No convex combination of the gradients lowers mu (they agree too much,
-            # far from the front): one exact min-max step on max_i r_i (f_i - z_i).
+            # far from the front): _STUCK_STEPS exact min-max steps on max_i r_i (f_i - z_i).
             moved = _tchebycheff(problem, r, x, ideal=z, max_iter=_STUCK_STEPS, tol=tol)
             polished += moved.iterations
             if not (moved.x != x).any():
