@@ -55,6 +55,7 @@ from dataclasses import dataclass
 from importlib import metadata
 
 import numpy as np
+from _common import Report, cpu_model, load_average
 
 import paretomtl
 from paretomtl.front import available_front_methods, preference_points, simplex_rays, trace
@@ -93,40 +94,6 @@ class Row:
     not_converged: int = 0
     n_points: int = 0
     error: str | None = None
-
-
-class Report:
-    """Prints lines as they come and keeps them for --out."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def __call__(self, text: str = "") -> None:
-        """Print ``text`` and keep it."""
-        for line in text.split("\n"):
-            print(line, flush=True)
-            self.lines.append(line)
-
-    def table(self, headers: list[str], rows: list[list[str]]) -> None:
-        """Print an aligned table: the first column left-aligned, the others right."""
-        full = [headers, *(r for r in rows if r)]
-        widths = [max(len(r[i]) for r in full) for i in range(len(headers))]
-
-        def fmt(row: list[str]) -> str:
-            cells = [row[0].ljust(widths[0])]
-            cells += [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
-            return "  ".join(cells).rstrip()
-
-        self(fmt(headers))
-        self("  ".join("-" * w for w in widths))
-        for row in rows:
-            self(fmt(row) if row else "")
-        self()
-
-    def heading(self, title: str) -> None:
-        """Print an underlined heading."""
-        self(title)
-        self("=" * len(title))
 
 
 # --------------------------------------------------------------------------- the true fronts
@@ -351,19 +318,7 @@ def evaluate(check: str, row: Row, exact: Row) -> tuple[bool, str]:
 
 def machine(report: Report) -> None:
     """CPU, load and versions."""
-    model = "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    try:
-        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        load = "unknown"
+    model, load = cpu_model(), load_average()
     versions = [f"python {platform.python_version()}", f"numpy {np.__version__}"]
     for name in ("scipy", "moocore"):
         try:

@@ -42,6 +42,7 @@ from functools import partial
 from importlib import metadata
 
 import numpy as np
+from _common import Report, cpu_model, load_average
 
 import paretomtl
 from paretomtl import solvers
@@ -73,36 +74,6 @@ def make_config(quick: bool, full: bool) -> Config:
         return Config(quick, full, (2, 10), (2, 10), 3, (2, 10), 10_000, 0.02, rounds=2)
     big_ks = (2, 5, 10, 32, 128) if full else (2, 5, 10, 32)
     return Config(quick, full, (2, 5, 10, 32, 128), (2, 5, 10, 32, 64, 128), 20, big_ks, 10**6)
-
-
-class Report:
-    """Prints lines as they come and keeps them for --out."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def __call__(self, text: str = "") -> None:
-        for line in text.split("\n"):
-            print(line, flush=True)
-            self.lines.append(line)
-
-    def table(self, headers: list[str], rows: list[list[str]]) -> None:
-        widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
-
-        def fmt(row: list[str]) -> str:
-            cells = [row[0].ljust(widths[0])]
-            cells += [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
-            return "  ".join(cells).rstrip()
-
-        self(fmt(headers))
-        self("  ".join("-" * w for w in widths))
-        for row in rows:
-            self(fmt(row))
-        self()
-
-    def heading(self, title: str) -> None:
-        self(title)
-        self("=" * len(title))
 
 
 # --------------------------------------------------------------------------- inputs
@@ -410,24 +381,9 @@ def fmt_us(seconds: float) -> str:
 # --------------------------------------------------------------------------- sections
 
 
-def load_average() -> str:
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "unknown"
-
-
 def machine(report: Report) -> None:
     report.heading("Machine")
-    model = "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    model = cpu_model()
     import numba
 
     versions = [f"python {platform.python_version()}", f"numpy {np.__version__}"]
