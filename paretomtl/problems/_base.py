@@ -257,25 +257,7 @@ class Problem:
     def _ideal(self) -> np.ndarray:
         if self.n_obj != 2:
             raise NotImplementedError
-        from scipy.optimize import minimize_scalar
-
-        out = np.full(2, np.inf)
-        for lo, hi in self._pieces():
-            t = np.linspace(lo, hi, _ARCLENGTH_GRID)
-            F = self._front_at(t)
-            for i in range(2):
-                j = int(np.argmin(F[:, i]))
-                out[i] = min(out[i], F[j, i])
-                a, b = t[max(j - 1, 0)], t[min(j + 1, len(t) - 1)]
-                if 0 < j < len(t) - 1:  # an interior minimum: refine it
-                    res = minimize_scalar(
-                        lambda u, i=i: float(self._front_at(np.array([u]))[0, i]),
-                        bounds=(a, b),
-                        method="bounded",
-                        options={"xatol": 1e-14 * max(1.0, abs(hi - lo))},
-                    )
-                    out[i] = min(out[i], float(res.fun))
-        return out
+        return np.array([self._front_minimum(lambda F, i=i: F[:, i]) for i in range(2)])
 
     def front_distance(self, points: object) -> np.ndarray:
         """Euclidean distance from each objective vector to the true Pareto front.
@@ -311,26 +293,31 @@ class Problem:
     def _front_distance(self, P: np.ndarray) -> np.ndarray:
         if self.n_obj != 2:
             raise NotImplementedError(f"{self.name} has no exact distance to its front")
+        squared = [self._front_minimum(lambda F, p=p: ((F - p) ** 2).sum(axis=1)) for p in P]
+        return np.sqrt(np.maximum(squared, 0.0))
+
+    def _front_minimum(self, score) -> float:
+        """min over the two-objective front of score(F) (rows of F -> values): the
+        smallest of 4097 parameter points per piece, refined by a bounded scalar
+        minimisation over the parameter interval around it."""
         from scipy.optimize import minimize_scalar
 
-        out = np.full(len(P), np.inf)
+        best = np.inf
         for lo, hi in self._pieces():
             t = np.linspace(lo, hi, _ARCLENGTH_GRID)
-            F = self._front_at(t)
-            for k, p in enumerate(P):
-                j = int(np.argmin(((F - p) ** 2).sum(axis=1)))
-                a, b = t[max(j - 1, 0)], t[min(j + 1, len(t) - 1)]
-                best = float(np.linalg.norm(F[j] - p))
-                if b > a:
-                    res = minimize_scalar(
-                        lambda u, p=p: float(((self._front_at(np.array([u]))[0] - p) ** 2).sum()),
-                        bounds=(a, b),
-                        method="bounded",
-                        options={"xatol": 1e-14 * max(1.0, abs(hi - lo))},
-                    )
-                    best = min(best, float(np.sqrt(max(res.fun, 0.0))))
-                out[k] = min(out[k], best)
-        return out
+            values = score(self._front_at(t))
+            j = int(np.argmin(values))
+            best = min(best, float(values[j]))
+            a, b = t[max(j - 1, 0)], t[min(j + 1, len(t) - 1)]
+            if b > a:
+                res = minimize_scalar(
+                    lambda u: float(score(self._front_at(np.array([u])))[0]),
+                    bounds=(a, b),
+                    method="bounded",
+                    options={"xatol": 1e-14 * max(1.0, abs(hi - lo))},
+                )
+                best = min(best, float(res.fun))
+        return best
 
     def _check_spacing(self, spacing: str | None) -> str:
         if spacing is None:
