@@ -102,7 +102,7 @@ def _hessian_columns(problem, x: np.ndarray, cols: np.ndarray) -> np.ndarray:
     return problem._hvp(np.repeat(x[None, :], len(cols), axis=0), V)
 
 
-def _newton_direction(problem, hessian, x, values, jacobian, weights, grad, at_lower, at_upper):
+def _newton_direction(hessian, x, values, jacobian, weights, grad, at_lower, at_upper):
     """Bertsekas' projected Newton direction on the free coordinates, or None.
 
     Free: not at a bound that the gradient pushes against. The reduced Hessian is
@@ -167,9 +167,7 @@ def _projected_gradient(
         if ratio <= tol:
             return x, values, jacobian, phi, it, True
         if hessian is not None:
-            d = _newton_direction(
-                problem, hessian, x, values, jacobian, weights, grad, at_lower, at_upper
-            )
+            d = _newton_direction(hessian, x, values, jacobian, weights, grad, at_lower, at_upper)
             newton = d is not None
             u = 1.0
             while newton and u >= _NEWTON_MIN:
