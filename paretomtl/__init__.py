@@ -1,11 +1,13 @@
 """paretomtl: multi-objective optimisation for multi-task learning.
 
 K tasks give K gradients per step that differ in size, speed and direction;
-paretomtl turns them into one update. Layers (see DESIGN.md): ``paretomtl.solvers``
-works on raw numpy arrays (K x M gradients or their K x K Gram matrix) with numba
-kernels underneath; ``paretomtl.weighting`` turns the K losses into loss weights
-(uncertainty weighting, DWA, loss normalisations, ...); ``paretomtl.adapters``
-connects them to training frameworks.
+paretomtl turns them into one update. ``paretomtl.solvers`` works on raw numpy
+arrays (K x M gradients or their K x K Gram matrix) with numba kernels underneath;
+``paretomtl.weighting`` turns the K losses into loss weights (GradNorm, uncertainty
+weighting, DWA, loss normalisations, ...); ``paretomtl.front`` traces Pareto fronts
+of ``paretomtl.problems``; ``paretomtl.adapters`` connects the methods to training
+frameworks. The layers, the one protocol every method follows and where a new
+method goes are described in the repository's ``docs/design.md``.
 
 Importing paretomtl compiles nothing; each numba kernel compiles on first use and is
 cached on disk.

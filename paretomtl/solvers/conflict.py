@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from paretomtl._checks import check_gram_size, check_num_tasks, check_real
 from paretomtl.solvers._input import prepare
-from paretomtl.solvers._stateful import check_beta, check_gram_size, check_num_tasks
+from paretomtl.state import Stateful, array, count, real
 
 # Relative rounding in v_hat - m_hat^2 below which the spread is taken as 0.
 _VAR_ROUNDING = 64 * np.finfo(np.float64).eps
@@ -66,7 +67,7 @@ class ConflictStats:
     step: int
 
 
-class ConflictTracker:
+class ConflictTracker(Stateful):
     r"""First and second moments of the pairwise gradient cosines over training.
 
     At step t, with :math:`c_{ij}(t) = \langle g_i, g_j\rangle / (\|g_i\| \|g_j\|)`
@@ -120,18 +121,29 @@ class ConflictTracker:
         (np.float64(0.0372), np.float64(0.4737))
     """
 
+    hyperparameters = {
+        "beta1": real(low=0.0, high=1.0, high_open=True),
+        "beta2": real(low=0.0, high=1.0, high_open=True),
+    }
+    fields = {
+        "_first_moment": array("KxK"),
+        "_second_moment": array("KxK", ">= 0"),
+        "_conflict_moment": array("KxK", ">= 0"),
+        "_step": count(),
+    }
+
     def __init__(self, num_tasks: int, beta1: float = 0.9, beta2: float = 0.999) -> None:
         self.num_tasks = check_num_tasks(num_tasks)
-        self.beta1 = check_beta(beta1, "beta1")
-        self.beta2 = check_beta(beta2, "beta2")
+        self.beta1 = check_real(beta1, "beta1", low=0.0, high=1.0, high_open=True)
+        self.beta2 = check_real(beta2, "beta2", low=0.0, high=1.0, high_open=True)
         self.reset()
 
     def reset(self) -> None:
         """Forget the history: moments back to 0, step to 0."""
         K = self.num_tasks
-        self._m = np.zeros((K, K))
-        self._v = np.zeros((K, K))
-        self._f = np.zeros((K, K))
+        self._first_moment = np.zeros((K, K))
+        self._second_moment = np.zeros((K, K))
+        self._conflict_moment = np.zeros((K, K))
         self._step = 0
 
     @property
@@ -143,15 +155,17 @@ class ConflictTracker:
         """Add one step's gradients (K x M) or Gram matrix (K x K); return the statistics."""
         _, G = prepare(grads, gram)
         check_gram_size(G, self.num_tasks, "ConflictTracker")
-        return self._update_gram(G)
+        return self.update_gram(G)
 
-    def _update_gram(self, G: np.ndarray) -> ConflictStats:
+    __call__ = update
+
+    def update_gram(self, G: np.ndarray) -> ConflictStats:
         """The update on an already validated float64 Gram matrix of the right size."""
         C = cosines(G)
         b1, b2 = self.beta1, self.beta2
-        self._m = b1 * self._m + (1.0 - b1) * C
-        self._v = b2 * self._v + (1.0 - b2) * (C * C)
-        self._f = b1 * self._f + (1.0 - b1) * (C < 0.0)
+        self._first_moment = b1 * self._first_moment + (1.0 - b1) * C
+        self._second_moment = b2 * self._second_moment + (1.0 - b2) * (C * C)
+        self._conflict_moment = b1 * self._conflict_moment + (1.0 - b1) * (C < 0.0)
         self._step += 1
         return self._stats(C)
 
@@ -159,8 +173,8 @@ class ConflictTracker:
         t = self._step
         c1 = bias_correction(self.beta1, t)
         c2 = bias_correction(self.beta2, t)
-        m_hat = self._m / c1
-        v_hat = self._v / c2
+        m_hat = self._first_moment / c1
+        v_hat = self._second_moment / c2
         var = v_hat - m_hat * m_hat
         # A constant cosine leaves only rounding in var: count that as exactly 0.
         var[var <= _VAR_ROUNDING * v_hat] = 0.0
@@ -168,37 +182,7 @@ class ConflictTracker:
             cosine=C.copy(),
             mean_cosine=m_hat,
             mean_square_cosine=v_hat,
-            conflict_frequency=self._f / c1,
+            conflict_frequency=self._conflict_moment / c1,
             cosine_std=np.sqrt(var),
             step=t,
         )
-
-    def state_dict(self) -> dict:
-        """Plain-data state (copies); :meth:`load_state_dict` restores it exactly."""
-        return {
-            "num_tasks": self.num_tasks,
-            "beta1": self.beta1,
-            "beta2": self.beta2,
-            "first_moment": self._m.copy(),
-            "second_moment": self._v.copy(),
-            "conflict_moment": self._f.copy(),
-            "step": self._step,
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        """Restore a state from :meth:`state_dict`; K must match."""
-        K = int(state["num_tasks"])
-        if K != self.num_tasks:
-            raise ValueError(f"state is for {K} tasks, this ConflictTracker has {self.num_tasks}")
-        arrays = {}
-        for key in ("first_moment", "second_moment", "conflict_moment"):
-            arr = np.array(state[key], dtype=np.float64)
-            if arr.shape != (K, K):
-                raise ValueError(f"state[{key!r}] must have shape ({K}, {K}); got {arr.shape}")
-            arrays[key] = arr
-        self.beta1 = check_beta(state["beta1"], "beta1")
-        self.beta2 = check_beta(state["beta2"], "beta2")
-        self._m = arrays["first_moment"]
-        self._v = arrays["second_moment"]
-        self._f = arrays["conflict_moment"]
-        self._step = int(state["step"])

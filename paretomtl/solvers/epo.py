@@ -84,7 +84,7 @@ def _linprog(c: np.ndarray, A_ub: np.ndarray, b_ub: np.ndarray) -> np.ndarray | 
 
 @register(
     "epo",
-    kind="loss-gradient",
+    kind="gradient",
     paper=(
         "Mahapatra & Rajan, Multi-Task Learning with User Preferences: Gradient Descent "
         "with Controlled Ascent in Pareto Optimization, ICML 2020"

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from paretomtl._checks import (
+    as_generator,
+    check_choice,
+    check_gram_size,
+    check_num_tasks,
+    check_real,
+)
 from paretomtl._kernels.gradvac import gradvac_coefficients
 from paretomtl.solvers._input import prepare
 from paretomtl.solvers._registry import register
 from paretomtl.solvers._result import SolverResult
-from paretomtl.solvers._stateful import (
-    as_generator,
-    check_beta,
-    check_gram_size,
-    check_num_tasks,
-    restore_generator,
-)
 from paretomtl.solvers.pcgrad import coefficient_result
+from paretomtl.state import Stateful, array, choice, count, generator, real
 
 _REDUCTIONS = ("sum", "mean")
 _TARGET_UPDATES = ("every-pair", "when-below")
@@ -47,7 +48,7 @@ def other_task_orders(num_tasks: int, rng: np.random.Generator) -> np.ndarray:
     ),
     summary="lift each pair's cosine to an EMA target of its past cosines, in random order",
 )
-class GradVac:
+class GradVac(Stateful):
     r"""Gradient Vaccine (GradVac), computed in Gram space, with its targets as state.
 
     Every pair (i, j), i != j, has a target cosine :math:`\hat\phi_{ij}`, starting at
@@ -128,6 +129,13 @@ class GradVac:
                [-0.3536,  0.    ]])
     """
 
+    hyperparameters = {
+        "beta": real(low=0.0, high=1.0),
+        "reduction": choice(*_REDUCTIONS),
+        "target_update": choice(*_TARGET_UPDATES),
+    }
+    fields = {"_targets": array("KxK"), "_step": count(), "_rng": generator()}
+
     def __init__(
         self,
         num_tasks: int,
@@ -137,15 +145,9 @@ class GradVac:
         target_update: str = "every-pair",
     ) -> None:
         self.num_tasks = check_num_tasks(num_tasks)
-        self.beta = check_beta(beta, "beta", allow_one=True)
-        if reduction not in _REDUCTIONS:
-            raise ValueError(f"reduction must be one of {_REDUCTIONS}; got {reduction!r}")
-        if target_update not in _TARGET_UPDATES:
-            raise ValueError(
-                f"target_update must be one of {_TARGET_UPDATES}; got {target_update!r}"
-            )
-        self.reduction = reduction
-        self.target_update = target_update
+        self.beta = check_real(beta, "beta", low=0.0, high=1.0)
+        self.reduction = check_choice(reduction, "reduction", _REDUCTIONS)
+        self.target_update = check_choice(target_update, "target_update", _TARGET_UPDATES)
         self._rng = as_generator(seed)
         self.reset()
 
@@ -192,33 +194,4 @@ class GradVac:
         }
         return coefficient_result(A, J, G, self.reduction, "gradvac", extras)
 
-    def state_dict(self) -> dict:
-        """Plain-data state (copies); :meth:`load_state_dict` restores it exactly."""
-        return {
-            "num_tasks": self.num_tasks,
-            "beta": self.beta,
-            "reduction": self.reduction,
-            "target_update": self.target_update,
-            "targets": self._targets.copy(),
-            "rng": self._rng.bit_generator.state,
-            "step": self._step,
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        """Restore a state from :meth:`state_dict`; K must match."""
-        K = int(state["num_tasks"])
-        if K != self.num_tasks:
-            raise ValueError(f"state is for {K} tasks, this GradVac has {self.num_tasks}")
-        targets = np.array(state["targets"], dtype=np.float64)
-        if targets.shape != (K, K):
-            raise ValueError(f"state['targets'] must have shape ({K}, {K}); got {targets.shape}")
-        if state["reduction"] not in _REDUCTIONS:
-            raise ValueError(f"state['reduction'] must be one of {_REDUCTIONS}")
-        if state["target_update"] not in _TARGET_UPDATES:
-            raise ValueError(f"state['target_update'] must be one of {_TARGET_UPDATES}")
-        self.beta = check_beta(state["beta"], "beta", allow_one=True)
-        self.reduction = state["reduction"]
-        self.target_update = state["target_update"]
-        self._targets = targets
-        self._rng = restore_generator(self._rng, state["rng"])
-        self._step = int(state["step"])
+    __call__ = update

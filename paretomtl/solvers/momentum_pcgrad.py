@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from paretomtl._checks import as_generator, check_choice, check_gram_size, check_num_tasks
 from paretomtl._kernels.pcgrad import pcgrad_coefficients
 from paretomtl.solvers._input import prepare
 from paretomtl.solvers._registry import register
 from paretomtl.solvers._result import SolverResult
-from paretomtl.solvers._stateful import (
-    as_generator,
-    check_gram_size,
-    check_num_tasks,
-    restore_generator,
-)
 from paretomtl.solvers.conflict import ConflictTracker
 from paretomtl.solvers.pcgrad import coefficient_result, task_orders
+from paretomtl.state import Stateful, choice, generator, nested, value
 
 _REDUCTIONS = ("sum", "mean")
 
@@ -52,7 +48,7 @@ def signal_to_noise(mean: np.ndarray, mean_square: np.ndarray) -> np.ndarray:
         "averages of the pairwise cosines, instead of this step's"
     ),
 )
-class MomentumPCGrad:
+class MomentumPCGrad(Stateful):
     r"""Momentum PCGrad (experimental): project off the conflicts the history expects.
 
     **Experimental**: defined and tested here, not taken from a paper; its merit over
@@ -150,6 +146,12 @@ class MomentumPCGrad:
         2
     """
 
+    hyperparameters = {
+        "threshold": value(lambda x, K, where: _check_threshold(x, where)),
+        "reduction": choice(*_REDUCTIONS),
+    }
+    fields = {"_tracker": nested(), "_rng": generator()}
+
     def __init__(
         self,
         num_tasks: int,
@@ -161,10 +163,8 @@ class MomentumPCGrad:
     ) -> None:
         self.num_tasks = check_num_tasks(num_tasks)
         self._tracker = ConflictTracker(self.num_tasks, beta1, beta2)
-        self.threshold = _check_threshold(threshold)
-        if reduction not in _REDUCTIONS:
-            raise ValueError(f"reduction must be one of {_REDUCTIONS}; got {reduction!r}")
-        self.reduction = reduction
+        self.threshold = _check_threshold(threshold, "threshold")
+        self.reduction = check_choice(reduction, "reduction", _REDUCTIONS)
         self._rng = as_generator(seed)
 
     def reset(self) -> None:
@@ -194,7 +194,7 @@ class MomentumPCGrad:
         J, G = prepare(grads, gram)
         check_gram_size(G, self.num_tasks, "MomentumPCGrad")
         K = self.num_tasks
-        stats = self._tracker._update_gram(G)
+        stats = self._tracker.update_gram(G)
         G_hat = expected_gram(G, stats.mean_cosine)
         rho = signal_to_noise(stats.mean_cosine, stats.mean_square_cosine)
         allowed = rho >= self.threshold
@@ -209,35 +209,14 @@ class MomentumPCGrad:
         }
         return coefficient_result(A, J, G, self.reduction, "momentum-pcgrad", extras)
 
-    def state_dict(self) -> dict:
-        """Plain-data state (copies); :meth:`load_state_dict` restores it exactly."""
-        return {
-            "num_tasks": self.num_tasks,
-            "threshold": self.threshold,
-            "reduction": self.reduction,
-            "tracker": self._tracker.state_dict(),
-            "rng": self._rng.bit_generator.state,
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        """Restore a state from :meth:`state_dict`; K must match."""
-        K = int(state["num_tasks"])
-        if K != self.num_tasks:
-            raise ValueError(f"state is for {K} tasks, this MomentumPCGrad has {self.num_tasks}")
-        if state["reduction"] not in _REDUCTIONS:
-            raise ValueError(f"state['reduction'] must be one of {_REDUCTIONS}")
-        threshold = _check_threshold(state["threshold"])
-        self._tracker.load_state_dict(state["tracker"])
-        self.threshold = threshold
-        self.reduction = state["reduction"]
-        self._rng = restore_generator(self._rng, state["rng"])
+    __call__ = update
 
 
-def _check_threshold(threshold: object) -> float:
+def _check_threshold(threshold: object, where: str) -> float:
     try:
-        value = float(threshold)
+        number = float(threshold)
     except (TypeError, ValueError):
-        raise TypeError(f"threshold must be a real number >= 0; got {threshold!r}") from None
-    if not value >= 0.0:  # also refuses NaN
-        raise ValueError(f"threshold must be >= 0 (inf: never project); got {threshold!r}")
-    return value
+        raise TypeError(f"{where} must be a real number >= 0; got {threshold!r}") from None
+    if not number >= 0.0:  # also refuses NaN
+        raise ValueError(f"{where} must be >= 0 (inf: never project); got {threshold!r}")
+    return number

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from paretomtl.solvers._registry import register
-from paretomtl.weighting._base import LossWeighting, as_task_vector
+from paretomtl._checks import as_task_vector
+from paretomtl.state import array
+from paretomtl.weighting._base import LossWeighting
+from paretomtl.weighting._registry import register
 
 _LINEAR_SCALARISATION = "Caruana, Multitask Learning, Machine Learning 28(1), 1997 (summed losses)"
 
@@ -37,7 +39,7 @@ class ConstantWeighting(LossWeighting):
         array([1. , 0.5, 2. ])
     """
 
-    _hyperparameters = ("fixed_weights",)
+    hyperparameters = {"fixed_weights": array("K", ">= 0")}
 
     def __init__(self, num_tasks: int, weights: object) -> None:
         super().__init__(num_tasks)

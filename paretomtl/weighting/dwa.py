@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from paretomtl.solvers._registry import register
+from paretomtl.state import array, choice, count, real, value
 from paretomtl.weighting._base import LossWeighting
+from paretomtl.weighting._registry import register
+
+
+def _check_history(x: object, K: int, where: str) -> list[np.ndarray]:
+    """At most the last two period averages, each K positive losses."""
+    if not isinstance(x, list | tuple) or len(x) > 2:
+        raise ValueError(f"{where} must be a list of at most 2 arrays; got {x!r}")
+    check = array("K", "> 0").check
+    return [check(h, K, f"{where}[{i}]") for i, h in enumerate(x)]
 
 
 @register(
@@ -50,9 +59,16 @@ class DynamicWeightAverage(LossWeighting):
         array([0.75508134, 1.24491866])
     """
 
-    _hyperparameters = ("temperature", "per")
-    _loss_domain = "> 0"
-    _why = "DWA takes ratios of consecutive average losses"
+    hyperparameters = {"temperature": real(low=0.0, low_open=True), "per": choice("epoch", "step")}
+    fields = {
+        "_history": value(_check_history),
+        "_loss_sum": array("K"),
+        "_count": count(),
+        "_period_weights": array("K", ">= 0"),
+        "_periods": count(),
+    }
+    loss_domain = "> 0"
+    why = "DWA takes ratios of consecutive average losses"
 
     def __init__(self, num_tasks: int, temperature: float = 2.0, per: str = "epoch") -> None:
         super().__init__(num_tasks)
@@ -67,7 +83,7 @@ class DynamicWeightAverage(LossWeighting):
     def _reset(self) -> None:
         K = self.num_tasks
         self._history: list[np.ndarray] = []  # the last two period averages, oldest first
-        self._sum = np.zeros(K)  # the open epoch's running sum and count
+        self._loss_sum = np.zeros(K)  # the open epoch's running sum and count
         self._count = 0
         self._period_weights = np.ones(K)
         self._periods = 0
@@ -99,7 +115,7 @@ class DynamicWeightAverage(LossWeighting):
         if self.per == "step":
             self._close(losses)
         else:
-            self._sum = self._sum + losses
+            self._loss_sum = self._loss_sum + losses
             self._count += 1
         return w
 
@@ -111,23 +127,7 @@ class DynamicWeightAverage(LossWeighting):
             )
         if self._count == 0:
             raise ValueError("end_epoch() with no update() since the last epoch ended")
-        averages = self._sum / self._count
-        self._sum = np.zeros(self.num_tasks)
+        averages = self._loss_sum / self._count
+        self._loss_sum = np.zeros(self.num_tasks)
         self._count = 0
         self._close(averages)
-
-    def _state(self) -> dict:
-        return {
-            "history": [h.copy() for h in self._history],
-            "loss_sum": self._sum.copy(),
-            "count": self._count,
-            "period_weights": self._period_weights.copy(),
-            "periods": self._periods,
-        }
-
-    def _load_state(self, state: dict) -> None:
-        self._history = [np.array(h, dtype=np.float64) for h in state["history"]]
-        self._sum = np.array(state["loss_sum"], dtype=np.float64)
-        self._count = int(state["count"])
-        self._period_weights = np.array(state["period_weights"], dtype=np.float64)
-        self._periods = int(state["periods"])

@@ -6,8 +6,10 @@ import math
 
 import numpy as np
 
-from paretomtl.solvers._registry import register
-from paretomtl.weighting._base import SU_2022, LossWeighting, as_task_vector
+from paretomtl._checks import as_task_vector
+from paretomtl.state import value
+from paretomtl.weighting._base import SU_2022, LossWeighting
+from paretomtl.weighting._registry import register
 
 
 def _check_gamma(gamma: object) -> float:
@@ -18,7 +20,7 @@ def _check_gamma(gamma: object) -> float:
     return float(gamma)
 
 
-def _log_mean_and_log_weights(losses: np.ndarray, gamma: float) -> tuple[float, np.ndarray]:
+def log_mean_and_log_weights(losses: np.ndarray, gamma: float) -> tuple[float, np.ndarray]:
     r""":math:`\log M_\gamma` and :math:`\log w` of positive ``losses``, in log space.
 
     With :math:`l = \log L` and a reference :math:`l^*` (the max for gamma > 0, the
@@ -70,7 +72,7 @@ def generalized_mean(losses: object, gamma: float) -> float:
     gamma = _check_gamma(gamma)
     if math.isinf(gamma):
         return float(L.max() if gamma > 0 else L.min())
-    return float(np.exp(_log_mean_and_log_weights(L, gamma)[0]))
+    return float(np.exp(log_mean_and_log_weights(L, gamma)[0]))
 
 
 def generalized_mean_weights(losses: object, gamma: float) -> np.ndarray:
@@ -92,7 +94,7 @@ def generalized_mean_weights(losses: object, gamma: float) -> np.ndarray:
         array([0.2236068 , 0.67082039])
     """
     L = _positive_losses(losses)
-    return np.exp(_log_mean_and_log_weights(L, _check_gamma(gamma))[1])
+    return np.exp(log_mean_and_log_weights(L, _check_gamma(gamma))[1])
 
 
 @register(
@@ -146,9 +148,9 @@ class GeneralizedMeanWeighting(LossWeighting):
         array([0., 1.])
     """
 
-    _hyperparameters = ("gamma",)
-    _loss_domain = "> 0"
-    _why = "the generalised mean takes the log of each loss"
+    hyperparameters = {"gamma": value(lambda x, K, where: _check_gamma(x))}
+    loss_domain = "> 0"
+    why = "the generalised mean takes the log of each loss"
 
     def __init__(self, num_tasks: int, gamma: float) -> None:
         super().__init__(num_tasks)
@@ -156,7 +158,7 @@ class GeneralizedMeanWeighting(LossWeighting):
         self.reset()
 
     def _compute(self, losses: np.ndarray) -> np.ndarray:
-        return np.exp(_log_mean_and_log_weights(losses, self.gamma)[1])
+        return np.exp(log_mean_and_log_weights(losses, self.gamma)[1])
 
     def objective(self, losses: object) -> float:
         """:math:`M_\\gamma` of ``losses`` (for logging; does not change the state)."""

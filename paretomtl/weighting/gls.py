@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from paretomtl.solvers._registry import register
 from paretomtl.weighting._base import LossWeighting
-from paretomtl.weighting.generalized_mean import _log_mean_and_log_weights
+from paretomtl.weighting._registry import register
+from paretomtl.weighting.generalized_mean import log_mean_and_log_weights
 
 
 @register(
@@ -46,15 +46,15 @@ class GeometricLossStrategy(LossWeighting):
         array([1.  , 0.25])
     """
 
-    _loss_domain = "> 0"
-    _why = "the geometric mean takes the log of each loss"
+    loss_domain = "> 0"
+    why = "the geometric mean takes the log of each loss"
 
     def __init__(self, num_tasks: int) -> None:
         super().__init__(num_tasks)
         self.reset()
 
     def _compute(self, losses: np.ndarray) -> np.ndarray:
-        return np.exp(_log_mean_and_log_weights(losses, 0.0)[1])
+        return np.exp(log_mean_and_log_weights(losses, 0.0)[1])
 
     def objective(self, losses: object) -> float:
         """:math:`L_{GLS}` of ``losses`` (for logging; does not change the state)."""

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from paretomtl.solvers._registry import register
-from paretomtl.weighting._base import SU_2022, LossWeighting, as_task_vector
+from paretomtl._checks import as_task_vector, check_count
+from paretomtl.state import array, count, value
+from paretomtl.weighting._base import SU_2022, LossWeighting
+from paretomtl.weighting._registry import register
 
 
 @register(
@@ -57,7 +59,11 @@ class InitialLossNormalization(LossWeighting):
         array([0.33333333, 1.        ])
     """
 
-    _hyperparameters = ("warmup_steps", "given_initial_losses")
+    hyperparameters = {
+        "warmup_steps": value(lambda x, K, where: check_count(x, where, minimum=1)),
+        "given_initial_losses": array("K", "> 0", optional=True),
+    }
+    fields = {"_loss_sum": array("K"), "_count": count()}
 
     def __init__(
         self,
@@ -84,7 +90,7 @@ class InitialLossNormalization(LossWeighting):
         self.reset()
 
     def _reset(self) -> None:
-        self._sum = np.zeros(self.num_tasks)
+        self._loss_sum = np.zeros(self.num_tasks)
         self._count = 0
 
     @property
@@ -93,7 +99,7 @@ class InitialLossNormalization(LossWeighting):
         warm-up); None before the first update."""
         if self.given_initial_losses is not None:
             return self.given_initial_losses.copy()
-        return None if self._count == 0 else self._sum / self._count
+        return None if self._count == 0 else self._loss_sum / self._count
 
     @property
     def warming_up(self) -> bool:
@@ -107,13 +113,6 @@ class InitialLossNormalization(LossWeighting):
                 "> 0",
                 "during the warm-up the losses enter L(init), which the weights divide by",
             )
-            self._sum = self._sum + losses
+            self._loss_sum = self._loss_sum + losses
             self._count += 1
         return 1.0 / self.initial_losses
-
-    def _state(self) -> dict:
-        return {"loss_sum": self._sum.copy(), "count": self._count}
-
-    def _load_state(self, state: dict) -> None:
-        self._sum = np.array(state["loss_sum"], dtype=np.float64)
-        self._count = int(state["count"])

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from paretomtl.solvers._registry import register
 from paretomtl.weighting._base import SU_2022, LossWeighting
+from paretomtl.weighting._registry import register
 
 
 @register(
@@ -43,8 +43,8 @@ class LiveLossNormalization(LossWeighting):
         array([2.  , 0.5 , 0.01])
     """
 
-    _loss_domain = "> 0"
-    _why = "live-loss normalisation divides by the loss"
+    loss_domain = "> 0"
+    why = "live-loss normalisation divides by the loss"
 
     def __init__(self, num_tasks: int) -> None:
         super().__init__(num_tasks)

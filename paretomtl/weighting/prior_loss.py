@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from paretomtl.solvers._registry import register
-from paretomtl.weighting._base import SU_2022, LossWeighting, as_task_vector
+from paretomtl._checks import as_task_vector
+from paretomtl.state import array
+from paretomtl.weighting._base import SU_2022, LossWeighting
+from paretomtl.weighting._registry import register
 
 
 def prior_loss_classification(
@@ -164,7 +166,7 @@ class PriorLossNormalization(LossWeighting):
         array([0.7213, 1.    ])
     """
 
-    _hyperparameters = ("prior_losses",)
+    hyperparameters = {"prior_losses": array("K", "> 0")}
 
     def __init__(self, num_tasks: int, prior_losses: object) -> None:
         super().__init__(num_tasks)

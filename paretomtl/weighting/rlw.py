@@ -6,23 +6,12 @@ import copy
 
 import numpy as np
 
-from paretomtl.solvers._registry import register
+from paretomtl._checks import as_generator, check_choice
+from paretomtl.state import choice, generator, value
 from paretomtl.weighting._base import LossWeighting
+from paretomtl.weighting._registry import register
 
 _DISTRIBUTIONS = ("normal", "uniform")
-
-
-def _generator_from_state(state: dict) -> np.random.Generator:
-    """A Generator on a new bit generator of the kind ``state`` names, in that state."""
-    name = state["bit_generator"]
-    bit_generator_class = getattr(np.random, name, None)
-    if not (isinstance(bit_generator_class, type)) or not issubclass(
-        bit_generator_class, np.random.BitGenerator
-    ):
-        raise ValueError(f"unknown bit generator {name!r} in the state")
-    bit_generator = bit_generator_class()
-    bit_generator.state = copy.deepcopy(state)
-    return np.random.Generator(bit_generator)
 
 
 @register(
@@ -71,7 +60,8 @@ class RandomLossWeighting(LossWeighting):
         (array([0.2902, 0.2242, 0.4855]), 1.0)
     """
 
-    _hyperparameters = ("distribution",)
+    hyperparameters = {"distribution": choice(*_DISTRIBUTIONS)}
+    fields = {"_rng": generator(), "_initial_rng": value(generator().check)}
 
     def __init__(
         self,
@@ -80,36 +70,17 @@ class RandomLossWeighting(LossWeighting):
         distribution: str = "normal",
     ) -> None:
         super().__init__(num_tasks)
-        if distribution not in _DISTRIBUTIONS:
-            raise ValueError(f"distribution must be one of {_DISTRIBUTIONS}; got {distribution!r}")
-        if isinstance(seed, np.random.Generator):
-            initial = seed.bit_generator.state
-        elif seed is None or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)):
-            if seed is not None and seed < 0:
-                raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
-            initial = np.random.default_rng(seed).bit_generator.state
-        else:
-            raise TypeError(f"seed must be an int, None or numpy.random.Generator; got {seed!r}")
-        self.distribution = distribution
-        self._initial_rng_state = copy.deepcopy(initial)
+        self.distribution = check_choice(distribution, "distribution", _DISTRIBUTIONS)
+        self._initial_rng = copy.deepcopy(as_generator(seed).bit_generator.state)
         self.reset()
 
     def _reset(self) -> None:
-        self._rng = _generator_from_state(self._initial_rng_state)
+        bit_generator = getattr(np.random, self._initial_rng["bit_generator"])()
+        bit_generator.state = copy.deepcopy(self._initial_rng)
+        self._rng = np.random.Generator(bit_generator)
 
     def _compute(self, losses: np.ndarray) -> np.ndarray:
         K = self.num_tasks
         z = self._rng.standard_normal(K) if self.distribution == "normal" else self._rng.random(K)
         e = np.exp(z - z.max())
         return e / e.sum()
-
-    def _state(self) -> dict:
-        return {
-            "rng": copy.deepcopy(self._rng.bit_generator.state),
-            "initial_rng": copy.deepcopy(self._initial_rng_state),
-        }
-
-    def _load_state(self, state: dict) -> None:
-        rng = _generator_from_state(state["rng"])
-        initial = copy.deepcopy(state["initial_rng"])
-        self._rng, self._initial_rng_state = rng, initial

@@ -4,11 +4,25 @@ from __future__ import annotations
 
 import numpy as np
 
-from paretomtl._optim import descent_step
-from paretomtl.solvers._registry import register
+from paretomtl._checks import as_task_vector, check_choice, check_real
+from paretomtl.state import array, choice, count, real, value
 from paretomtl.weighting._base import LossWeighting
+from paretomtl.weighting._optim import descent_step
+from paretomtl.weighting._registry import register
 
 _FACTORS = {"regression": 0.5, "classification": 1.0}
+
+
+def _check_task_types(types: object, K: int, where: str) -> tuple[str, ...]:
+    """K task types, each 'regression' or 'classification', as a tuple."""
+    if isinstance(types, str) or not isinstance(types, list | tuple) or len(types) != K:
+        raise ValueError(f"{where} must be one type or {K}, one per task; got {types!r}")
+    for i, t in enumerate(types):
+        if t not in _FACTORS:
+            raise ValueError(
+                f"{where}[{i}] (task {i}) is {t!r}; use 'regression' or 'classification'"
+            )
+    return tuple(types)
 
 
 @register(
@@ -81,9 +95,20 @@ class UncertaintyWeighting(LossWeighting):
         array([0.05, 0.  ])
     """
 
-    _hyperparameters = ("task_types", "lr", "optimizer", "initial_log_variances")
-    _loss_domain = ">= 0"
-    _why = "uncertainty weighting's likelihood needs a squared error or a cross-entropy"
+    hyperparameters = {
+        "task_types": value(_check_task_types),
+        "lr": real(low=0.0, low_open=True),
+        "optimizer": choice("adam", "sgd"),
+        "initial_log_variances": array("K"),
+    }
+    fields = {
+        "_log_variances": array("K"),
+        "_adam_m": array("K"),
+        "_adam_v": array("K", ">= 0"),
+        "_step": count(),
+    }
+    loss_domain = ">= 0"
+    why = "uncertainty weighting's likelihood needs a squared error or a cross-entropy"
 
     def __init__(
         self,
@@ -96,34 +121,14 @@ class UncertaintyWeighting(LossWeighting):
     ) -> None:
         super().__init__(num_tasks)
         K = self.num_tasks
-        types = (task_types,) * K if isinstance(task_types, str) else tuple(task_types)
-        if len(types) != K:
-            raise ValueError(f"task_types must be one type or {K}, one per task; got {len(types)}")
-        for i, t in enumerate(types):
-            if t not in _FACTORS:
-                raise ValueError(
-                    f"task_types[{i}] (task {i}) is {t!r}; use 'regression' or 'classification'"
-                )
-        if isinstance(lr, bool) or not np.isfinite(lr) or lr <= 0:
-            raise ValueError(f"lr must be finite and > 0; got {lr!r}")
-        if optimizer not in ("adam", "sgd"):
-            raise ValueError(f"optimizer must be 'adam' or 'sgd'; got {optimizer!r}")
-        s0 = np.array(initial_log_variances, dtype=np.float64)
-        if s0.ndim == 0:
-            s0 = np.full(K, float(s0))
-        if s0.shape != (K,):
-            raise ValueError(
-                f"initial_log_variances must be a scalar or have shape ({K},); got {s0.shape}"
-            )
-        if not np.isfinite(s0).all():
-            i = int(np.flatnonzero(~np.isfinite(s0))[0])
-            raise ValueError(
-                f"initial_log_variances[{i}] (task {i}) is {float(s0[i])!r}; must be finite"
-            )
+        types = (task_types,) * K if isinstance(task_types, str) else task_types
+        types = _check_task_types(types, K, "task_types")
+        self.lr = check_real(lr, "lr", low=0.0, low_open=True)
+        self.optimizer = check_choice(optimizer, "optimizer", ("adam", "sgd"))
+        self.initial_log_variances = as_task_vector(
+            initial_log_variances, "initial_log_variances", K, broadcast=True
+        )
         self.task_types = types
-        self.lr = float(lr)
-        self.optimizer = optimizer
-        self.initial_log_variances = s0
         self.reset()
 
     @property
@@ -134,12 +139,12 @@ class UncertaintyWeighting(LossWeighting):
     @property
     def log_variances(self) -> np.ndarray:
         """The current :math:`s_i = \\log\\sigma_i^2` (a copy)."""
-        return self._s.copy()
+        return self._log_variances.copy()
 
     def _reset(self) -> None:
-        self._s = self.initial_log_variances.copy()
-        self._m = np.zeros(self.num_tasks)  # Adam's moments
-        self._v = np.zeros(self.num_tasks)
+        self._log_variances = self.initial_log_variances.copy()
+        self._adam_m = np.zeros(self.num_tasks)  # Adam's moments
+        self._adam_v = np.zeros(self.num_tasks)
         self._step = 0
 
     @property
@@ -150,30 +155,17 @@ class UncertaintyWeighting(LossWeighting):
     def objective(self, losses: object) -> float:
         """The total :math:`\\sum_i c_i e^{-s_i} L_i + s_i/2` at the current s (no update)."""
         L = self._check_losses(losses)
-        return float((self.factors * np.exp(-self._s) * L + 0.5 * self._s).sum())
+        return float(
+            (self.factors * np.exp(-self._log_variances) * L + 0.5 * self._log_variances).sum()
+        )
 
     def _compute(self, losses: np.ndarray) -> np.ndarray:
-        w = self.factors * np.exp(-self._s)
+        w = self.factors * np.exp(-self._log_variances)
         grad = 0.5 - w * losses
         step = self._step + 1
-        delta, self._m, self._v = descent_step(
-            self.optimizer, grad, self.lr, self._m, self._v, step
+        delta, self._adam_m, self._adam_v = descent_step(
+            self.optimizer, grad, self.lr, self._adam_m, self._adam_v, step
         )
-        self._s = self._s - delta
+        self._log_variances = self._log_variances - delta
         self._step = step
         return w
-
-    def _state(self) -> dict:
-        return {
-            "log_variances": self._s.copy(),
-            "adam_m": self._m.copy(),
-            "adam_v": self._v.copy(),
-            "step": self._step,
-        }
-
-    def _load_state(self, state: dict) -> None:
-        self._s = np.array(state["log_variances"], dtype=np.float64)
-        self._m = np.array(state["adam_m"], dtype=np.float64)
-        self._v = np.array(state["adam_v"], dtype=np.float64)
-        self._step = int(state["step"])
-        self.task_types = tuple(self.task_types)

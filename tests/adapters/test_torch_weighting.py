@@ -5,7 +5,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from paretomtl import solvers, weighting  # noqa: E402
+from paretomtl import weighting  # noqa: E402
 from paretomtl.adapters.torch import Aggregator, UncertaintyWeightingLoss  # noqa: E402
 from tests.adapters.test_torch import Net, data, explicit_jacobian, flat_grad  # noqa: E402
 
@@ -18,13 +18,13 @@ OPTIONS = {
 }
 
 
-@pytest.mark.parametrize("method", solvers.available("loss"))
+@pytest.mark.parametrize("method", weighting.available("loss"))
 def test_adapter_weights_equal_numpy_route(method):
     net = Net(tasks=3)
     x, ys = data(tasks=3)
     options = OPTIONS.get(method, {})
     agg = Aggregator(method, options=options)
-    reference = solvers.get(method)(3, **options)
+    reference = weighting.get(method)(3, **options)
     for step in range(4):
         net.zero_grad()
         losses, _ = net.losses(x, ys)

@@ -1,15 +1,13 @@
-"""Replace ``sum(losses).backward()`` with a paretomtl method, by name."""
+"""Replace ``sum(losses).backward()`` with a paretomtl method, by name or as an object."""
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from paretomtl import solvers
 from paretomtl.adapters.torch._jacobian import (
     MODES,
     PRECISIONS,
@@ -19,11 +17,10 @@ from paretomtl.adapters.torch._jacobian import (
     graph_leaves,
     per_task_grads,
 )
+from paretomtl.adapters.torch._routes import GradientRoute, LossRoute, resolve
 from paretomtl.solvers import ConflictStats, ConflictTracker, SolverResult
 
 _ON_NON_FINITE = ("raise", "skip")
-
-_STATELESS = ("gradient", "loss-gradient")  # kinds that keep no state between steps
 
 
 @dataclass(frozen=True, eq=False)
@@ -114,15 +111,24 @@ class Aggregator:
     gradient then writes inf into the shared ``.grad`` so that ``scaler.step`` skips
     the step and ``scaler.update`` lowers the scale, instead of raising.
 
+    The method may be given by name (``"mgda"``; ``options`` go to it) or as an
+    object: ``Aggregator(solvers.method("pcgrad", reduction="mean"))``,
+    ``Aggregator(GradVac(3, beta=0.5))``, ``Aggregator(DynamicWeightAverage(2))``, or
+    any function ``f(gram) -> weights`` (K weights, or a ``SolverResult``; a
+    ``losses`` parameter also receives the step's loss values). What the step does
+    is chosen here, once, from what the method is.
+
     Args:
-        method: registry name (see ``paretomtl.solvers.available()``).
+        method: a registry name (``paretomtl.solvers.available()``,
+            ``paretomtl.weighting.available()``) or a method object or function.
         mode: ``"autograd"``, ``"batched"`` or ``"representation"``.
         on_nonfinite: ``"raise"`` (default: ValueError naming the task, every
             ``.grad`` untouched) or ``"skip"`` (no ``.grad`` written,
             ``info.skipped``).
         seed: int or Generator for methods with randomness (PCGrad's task orders).
-        options: keyword options for the method (e.g. ``{"lower_bounds": [.2, .2]}``
-            for ``pareto-step``; for loss weightings, their constructor's arguments).
+        options: keyword options for a method given by name (e.g.
+            ``{"lower_bounds": [.2, .2]}`` for ``pareto-step``; for stateful methods,
+            their constructor's arguments).
         num_tasks: K, to build a stateful method's object at once (otherwise at the
             first step).
         gram_precision: ``"float64"`` (default: low-precision gradients are widened to
@@ -147,7 +153,7 @@ class Aggregator:
 
     def __init__(
         self,
-        method: str = "mgda",
+        method: object = "mgda",
         *,
         mode: str = "autograd",
         on_nonfinite: str = "raise",
@@ -157,60 +163,70 @@ class Aggregator:
         track_conflicts: bool | dict = False,
         gram_precision: str = "float64",
     ) -> None:
-        self.info = solvers.info(method)
         if gram_precision not in PRECISIONS:
             raise ValueError(f"gram_precision must be one of {PRECISIONS}; got {gram_precision!r}")
-        self.gram_precision = gram_precision
-        if track_conflicts and self.info.kind in ("loss", "stateful"):
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
+        if on_nonfinite not in _ON_NON_FINITE:
+            raise ValueError(f"on_nonfinite must be one of {_ON_NON_FINITE}; got {on_nonfinite!r}")
+        self._rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        self.options = dict(options or {})
+        self.route = resolve(method, self.options, seed, self._rng)
+        if track_conflicts and isinstance(self.route, LossRoute):
             raise ValueError(
-                f"track_conflicts needs the task gradients; {method!r} is a loss weighting "
-                f"that never forms them"
+                f"track_conflicts needs the task gradients; {self.route.name!r} is a loss "
+                f"weighting that never forms them"
             )
         self._track = (
             (dict(track_conflicts) if isinstance(track_conflicts, dict) else {})
             if track_conflicts
             else None
         )
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
-        if on_nonfinite not in _ON_NON_FINITE:
-            raise ValueError(f"on_nonfinite must be one of {_ON_NON_FINITE}; got {on_nonfinite!r}")
-        self.method = self.info.name
+        self.method = self.route.name
+        self.gram_precision = gram_precision
         self.mode = mode
         self.on_nonfinite = on_nonfinite
-        self.options = dict(options or {})
-        self._seed = seed
-        self._rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-        self._state = None
         self._num_tasks = num_tasks
-        if self.info.kind not in _STATELESS:
-            self._state_options = dict(self.options)
-        self.reset()
+        fixed_or_known = self.route.fixed or num_tasks is not None
+        self._method = self.route.build(num_tasks) if fixed_or_known else None
+        self._tracker = None
+        self.steps = 0
 
     # -- state -------------------------------------------------------------------
     def reset(self) -> None:
-        """Forget the method's state (rebuilt now if num_tasks is known, else at the
-        next step)."""
-        self._state = None
+        """Forget the method's state: a method built from a name is rebuilt (now if
+        num_tasks is known, else at the next step); a given object is reset."""
         self._tracker = None
-        if self.info.kind not in _STATELESS and self._num_tasks is not None:
-            self._state = self._make_state(self._num_tasks)
         self.steps = 0
+        if not self.route.fixed:
+            K = self._num_tasks
+            self._method = None if K is None else self.route.build(K)
+        elif self.route.stateful:
+            self._method.reset()
 
     @property
     def method_state(self):
-        """The stateful method's object (e.g. ``DynamicWeightAverage``, to call its
-        ``end_epoch()``), or None for gradient methods and before the first step
-        when ``num_tasks`` was not given."""
-        return self._state
+        """The method object in use (e.g. ``DynamicWeightAverage``, to call its
+        ``end_epoch()``); None before the first step for a method built from a
+        name when ``num_tasks`` was not given."""
+        return self._method
+
+    def _method_for(self, K: int):
+        if self._method is None:
+            self._method = self.route.build(K)
+        have = getattr(self._method, "num_tasks", K)
+        if have != K:
+            raise ValueError(f"this {self.method} has {have} tasks; got {K} losses")
+        return self._method
 
     def state_dict(self) -> dict:
         """Plain-data state: the method's state, the random generator's, the step."""
+        stateful = self.route.stateful and self._method is not None
         return {
             "method": self.method,
             "steps": self.steps,
             "rng": self._rng.bit_generator.state,
-            "method_state": None if self._state is None else self._state.state_dict(),
+            "method_state": self._method.state_dict() if stateful else None,
             "conflicts": None if self._tracker is None else self._tracker.state_dict(),
         }
 
@@ -218,26 +234,21 @@ class Aggregator:
         """Restore :meth:`state_dict` output; a resumed run continues bit for bit."""
         if state["method"] != self.method:
             raise ValueError(f"state is for method {state['method']!r}, not {self.method!r}")
+        tracked = state.get("conflicts")
+        tracker = None
+        if tracked is not None:
+            tracker = ConflictTracker(int(tracked["num_tasks"]), **(self._track or {}))
+            tracker.load_state_dict(tracked)
+        saved = state["method_state"]
+        method = self._method if self.route.fixed else None
+        if saved is not None:
+            if method is None:
+                method = self.route.build(int(saved["num_tasks"]))
+            method.load_state_dict(saved)
+        self._method = method
+        self._tracker = tracker
         self.steps = int(state["steps"])
         self._rng.bit_generator.state = state["rng"]
-        tracked = state.get("conflicts")
-        if tracked is None:
-            self._tracker = None
-        else:
-            self._tracker = ConflictTracker(int(tracked["num_tasks"]), **(self._track or {}))
-            self._tracker.load_state_dict(tracked)
-        if state["method_state"] is None:
-            self._state = None
-        else:
-            K = int(state["method_state"]["num_tasks"])
-            self._state = self._make_state(K)
-            self._state.load_state_dict(state["method_state"])
-
-    def _make_state(self, num_tasks: int):
-        options = dict(self._state_options)
-        if "seed" not in options and "seed" in inspect.signature(self.info.obj).parameters:
-            options["seed"] = self._seed  # e.g. RLW's random weights
-        return self.info.obj(num_tasks, **options)
 
     # -- the step ------------------------------------------------------------------
     def backward(
@@ -288,11 +299,12 @@ class Aggregator:
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             return self._non_finite(f"loss of task {i} is {values[i]}", shared, scaler, values)
-        if self.info.kind in ("loss", "stateful"):
-            return self._loss_weighting(losses, values, shared, layer, scale, scaler, retain_graph)
-        return self._gradient_method(
-            losses, values, shared, features, task_params, scale, scaler, retain_graph
-        )
+        method = self._method_for(K)
+        if isinstance(self.route, GradientRoute):
+            return self._gradient_step(
+                method, losses, values, shared, features, task_params, scale, scaler, retain_graph
+            )
+        return self._loss_step(method, losses, values, shared, layer, scale, scaler, retain_graph)
 
     def _non_finite(self, why, shared, scaler, values) -> StepInfo:
         if scaler is not None:
@@ -313,8 +325,8 @@ class Aggregator:
             reason=why,
         )
 
-    def _gradient_method(
-        self, losses, values, shared, features, task_params, scale, scaler, retain_graph
+    def _gradient_step(
+        self, method, losses, values, shared, features, task_params, scale, scaler, retain_graph
     ) -> StepInfo:
         K = len(losses)
         if self.mode == "representation":
@@ -333,22 +345,7 @@ class Aggregator:
             i = int(np.flatnonzero(bad)[0]) if bad.any() else 0
             return self._non_finite(f"gradient of task {i} has NaN or Inf", shared, scaler, values)
         G_unscaled = G / (scale * scale)
-        if self.info.kind == "stateful-gradient":
-            # A gradient method with memory (GradVac, conflict statistics, ...).
-            if self._state is None:
-                self._state = self._make_state(K)
-            if self._state.num_tasks != K:
-                raise ValueError(
-                    f"this {self.method} has {self._state.num_tasks} tasks; got {K} losses"
-                )
-            result = self._state.update(gram=G_unscaled)
-        else:
-            options = dict(self.options)
-            if "seed" in inspect.signature(self.info.obj).parameters:
-                options.setdefault("seed", self._rng)
-            if self.info.kind == "loss-gradient":  # e.g. EPO: the losses too
-                options["losses"] = values
-            result = self.info.obj(gram=G_unscaled, **options)
+        result = self.route.solve(method, G_unscaled, values)
         weights = result.weights
         # Task-specific parameters: one ordinary backward of the summed losses.
         if task_params is None:
@@ -399,19 +396,13 @@ class Aggregator:
             conflicts=conflicts,
         )
 
-    def _loss_weighting(self, losses, values, shared, layer, scale, scaler, retain_graph):
+    def _loss_step(self, method, losses, values, shared, layer, scale, scaler, retain_graph):
         K = len(losses)
-        if self._state is None:
-            self._state = self._make_state(K)
-        if self._state.num_tasks != K:
-            raise ValueError(
-                f"this {self.method} has {self._state.num_tasks} tasks; got {K} losses"
-            )
         norms = None
-        if self.method == "gradnorm":
+        if "grad_norms" in self.route.inputs:
             if layer is None:
                 raise ValueError(
-                    "gradnorm needs layer= (the parameters of the shared layer W whose "
+                    f"{self.method} needs layer= (the parameters of the shared layer W whose "
                     "per-task gradient norms it balances; the paper uses the last shared layer)"
                 )
             layer_params = _as_param_list(layer, "layer")
@@ -422,12 +413,8 @@ class Aggregator:
                     f"gradient of task {i} has NaN or Inf", shared, scaler, values
                 )
             norms = np.sqrt(np.clip(np.diagonal(G_layer), 0.0, None)) / scale
-        # Update first: it validates the losses, so a bad step leaves .grad untouched.
-        if self.method == "gradnorm":
-            weights = self._state.weights  # w(t) for this step; update gives w(t+1)
-            self._state.update(values, norms)
-        else:
-            weights = self._state.update(values)  # loss weightings: this step's weights
+        # The weighting validates the losses first, so a bad step leaves .grad untouched.
+        weights = self.route.weigh(method, values, norms)
         total = sum(float(w) * loss.reshape(()) for w, loss in zip(weights, losses, strict=True))
         total.backward(retain_graph=retain_graph)
         self.steps += 1
@@ -437,7 +424,7 @@ class Aggregator:
 def backward(
     losses: Sequence[torch.Tensor],
     shared_params: Iterable[torch.Tensor],
-    method: str = "mgda",
+    method: object = "mgda",
     *,
     mode: str = "autograd",
     features: torch.Tensor | Sequence[torch.Tensor] | None = None,
@@ -464,11 +451,6 @@ def backward(
         >>> info.gram.shape, trunk.weight.grad.shape
         ((3, 3), torch.Size([5, 3]))
     """
-    if solvers.info(method).kind not in _STATELESS:
-        raise ValueError(
-            f"{method!r} keeps state between steps ({solvers.info(method).kind} method): "
-            f"create Aggregator({method!r}) once and call its backward() every step"
-        )
     agg = Aggregator(
         method,
         mode=mode,
@@ -477,6 +459,11 @@ def backward(
         options=options,
         gram_precision=gram_precision,
     )
+    if agg.route.stateful:
+        raise ValueError(
+            f"{agg.method!r} keeps state between steps: create Aggregator({agg.method!r}) "
+            f"once and call its backward() every step"
+        )
     return agg.backward(
         losses,
         shared_params,

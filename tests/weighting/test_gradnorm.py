@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from paretomtl.solvers import GradNorm
+from paretomtl.weighting import GradNorm
 
 
 def test_hand_worked_first_step():

@@ -1,0 +1,151 @@
+"""How the adapter turns what the user gave (a name, an object, a function) into a step.
+
+A gradient method is any callable that maps the Gram matrix (and, where it reads them,
+the losses) to a :class:`~paretomtl.solvers.SolverResult` or to K weights: a
+registered solver (by name), a :class:`~paretomtl.solvers.Solver`, a stateful object
+such as :class:`~paretomtl.solvers.GradVac`, or the user's own ``f(gram) -> weights``.
+A loss weighting is a :class:`~paretomtl.weighting.LossWeighting` (by name or as an
+object), called with the losses and whatever else its ``inputs`` name. The choice is
+made once, when the adapter is built; the step never asks which method it runs.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from paretomtl import solvers, weighting
+from paretomtl.solvers import Solver, SolverResult
+from paretomtl.weighting import LossWeighting
+
+
+@dataclass
+class Route:
+    """A method's name, how to build it for K tasks, and what it is called with.
+
+    Attributes:
+        name: the registry name, or the object's class or function name.
+        build: ``build(K)`` returns the method object for K tasks.
+        fixed: True when the user gave the object itself (it is never rebuilt).
+        stateful: whether the method keeps memory between steps.
+        inputs: what a call needs besides the Gram matrix or losses (``"losses"``
+            for gradient methods that read them, ``"grad_norms"`` for GradNorm).
+    """
+
+    name: str
+    build: Callable[[int], Callable]
+    fixed: bool
+    stateful: bool
+    inputs: tuple[str, ...]
+
+
+class GradientRoute(Route):
+    """Per-task gradients, their Gram matrix, the method's weights, the combination."""
+
+    def solve(self, method: Callable, G: np.ndarray, losses: np.ndarray) -> SolverResult:
+        """The method's result on the Gram matrix (a bare weight vector is wrapped)."""
+        extra = {"losses": losses} if "losses" in self.inputs else {}
+        if "gram" in self.inputs:
+            out = method(gram=G, **extra)
+        else:
+            out = method(G, **extra)
+        if isinstance(out, SolverResult):
+            return out
+        K = G.shape[0]
+        try:
+            weights = np.asarray(out, dtype=np.float64)
+        except (TypeError, ValueError):
+            weights = np.full(0, np.nan)
+        if weights.shape != (K,) or not np.isfinite(weights).all():
+            raise ValueError(
+                f"the method {self.name!r} must return K = {K} finite weights or a "
+                f"SolverResult; got {out!r}"
+            )
+        return SolverResult(weights=weights, direction=None, gram=G, method=self.name)
+
+
+class LossRoute(Route):
+    """The losses (and GradNorm's norms) in, loss weights out, one weighted backward."""
+
+    def weigh(self, method: Callable, losses: np.ndarray, grad_norms: np.ndarray | None):
+        """This step's loss weights."""
+        if "grad_norms" in self.inputs:
+            return method(losses, grad_norms)
+        return method(losses)
+
+
+def _parameters(obj: Callable) -> dict:
+    try:
+        return dict(inspect.signature(obj).parameters)
+    except (TypeError, ValueError):  # some builtins have no signature
+        return {}
+
+
+def _builder(cls: type, options: dict, seed: object) -> Callable[[int], Callable]:
+    options = dict(options)
+    if "seed" not in options and "seed" in _parameters(cls):
+        options["seed"] = seed  # e.g. RLW's random weights, GradVac's orders
+
+    def build(num_tasks: int) -> Callable:
+        return cls(num_tasks, **options)
+
+    return build
+
+
+def _name_of(obj: object) -> str:
+    for registry in (solvers.REGISTRY, weighting.REGISTRY):
+        for name in registry.available():
+            if registry.get(name) in (obj, type(obj)):
+                return name
+    return getattr(obj, "name", None) or getattr(obj, "__name__", type(obj).__name__)
+
+
+def _object_route(obj: object) -> Route:
+    name = _name_of(obj)
+    stateful = callable(getattr(obj, "state_dict", None))
+    if isinstance(obj, LossWeighting):
+        return LossRoute(name, lambda K: obj, True, stateful, tuple(obj.inputs[1:]))
+    if not callable(obj):
+        raise TypeError(
+            f"method must be a registry name, a loss weighting or a callable gradient "
+            f"method f(gram) -> weights; got {type(obj).__name__}"
+        )
+    params = _parameters(obj)
+    inputs = tuple(k for k in ("gram", "losses") if k in params)
+    return GradientRoute(name, lambda K: obj, True, stateful, inputs)
+
+
+def resolve(method: object, options: dict, seed: object, rng: np.random.Generator) -> Route:
+    """The route for ``method`` (a name or an object) with its ``options``.
+
+    ``seed`` goes to the constructors of random stateful methods built by name;
+    ``rng`` is the generator stateless random methods (PCGrad) draw from.
+    """
+    if not isinstance(method, str):
+        if options:
+            raise ValueError(
+                "options= is for methods given by name; an object carries its own "
+                f"options (got options {sorted(options)} with a {type(method).__name__})"
+            )
+        return _object_route(method)
+    if method in solvers.REGISTRY:
+        entry = solvers.info(method)
+        if entry.kind == "stateful-gradient":
+            return GradientRoute(
+                entry.name, _builder(entry.obj, options, seed), False, True, ("gram",)
+            )
+        if "seed" in _parameters(entry.obj) and "seed" not in options:
+            options = {**options, "seed": rng}
+        fn = Solver(entry.obj, **options)
+        return GradientRoute(entry.name, lambda K: fn, False, False, ("gram", "losses"))
+    if method in weighting.REGISTRY:
+        entry = weighting.info(method)
+        inputs = tuple(entry.obj.inputs[1:])
+        return LossRoute(entry.name, _builder(entry.obj, options, seed), False, True, inputs)
+    raise ValueError(
+        f"unknown method {method!r}; gradient methods: {', '.join(solvers.available())}; "
+        f"loss weightings: {', '.join(weighting.available())}"
+    )

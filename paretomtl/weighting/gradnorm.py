@@ -1,0 +1,178 @@
+"""GradNorm: loss weights that equalise the tasks' gradient norms at a shared layer."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from paretomtl._checks import as_task_vector, check_choice, check_num_tasks, check_real
+from paretomtl.state import array, choice, count, real
+from paretomtl.weighting._base import LossWeighting
+from paretomtl.weighting._optim import descent_step
+from paretomtl.weighting._registry import register
+
+
+@register(
+    "gradnorm",
+    kind="gradient-norm",
+    paper=(
+        "Chen, Badrinarayanan, Lee & Rabinovich, GradNorm: Gradient Normalization for "
+        "Adaptive Loss Balancing in Deep Multitask Networks, ICML 2018"
+    ),
+    summary="learn loss weights so that weighted gradient norms follow relative training rates",
+)
+class GradNorm(LossWeighting):
+    r"""GradNorm's loss weights, updated from losses and gradient norms alone.
+
+    At step t the model minimises :math:`\sum_i w_i(t) L_i(t)`. With
+    :math:`n_i = \|\nabla_W L_i\|` the norm of the *unweighted* task gradient at the
+    chosen shared layer W, GradNorm (Chen et al., ICML 2018) sets
+
+    .. math::
+
+        G_i = w_i n_i,\quad \bar G = \tfrac1K \textstyle\sum_j G_j,\quad
+        \tilde L_i = L_i / L_i(0),
+
+        r_i = \tilde L_i / \big(\tfrac1K\textstyle\sum_j \tilde L_j\big),
+
+        L_{grad} = \textstyle\sum_i \big| G_i - \bar G\, r_i^{\alpha} \big|,
+
+    treats the targets :math:`\bar G r_i^\alpha` as constants, and takes an
+    optimiser step on the weights with the gradient
+
+    .. math::
+
+        \partial L_{grad} / \partial w_i
+        = \operatorname{sign}(w_i n_i - \bar G r_i^\alpha)\, n_i,
+
+    then floors the weights at ``min_weight`` (they must stay positive) and
+    renormalises them to sum to K. Nothing here needs a framework: the adapters
+    compute :math:`n_i` and call :meth:`update`.
+
+    Two ways to step it: :meth:`update` returns the weights w(t+1) for the next
+    step (the paper's order); calling the object, ``gradnorm(losses, grad_norms)``,
+    returns the weights w(t) to apply at this step and then advances to w(t+1),
+    which is how every loss weighting is called (the torch adapter does this).
+
+    The optimiser: ``"sgd"`` is :math:`w_i \leftarrow w_i - \eta\,\partial_i`;
+    ``"adam"`` (default) is Adam (Kingma & Ba 2015; beta = (0.9, 0.999), eps =
+    1e-8, bias-corrected), whose steps are about ``lr`` whatever the scale of the
+    gradient norms. With SGD a step is proportional to :math:`n_i`, so tasks whose
+    gradients are 100x larger jump to the floor and back: scale ``lr`` to your norms.
+    The paper trains w with the network's optimiser; Adam is the common choice.
+
+    Defaults: ``alpha = 1.5`` (the paper's common choice for real tasks; its
+    synthetic example uses 0.12), ``lr = 0.025``. The first call records
+    :math:`L_i(0)` unless ``initial_losses`` is given.
+
+    Args:
+        num_tasks: K >= 1.
+        alpha: asymmetry, >= 0 (0 pulls all gradient norms to their mean).
+        lr: step size of the weight update, > 0.
+        optimizer: ``"adam"`` or ``"sgd"``.
+        initial_losses: optional :math:`L_i(0)`; otherwise the first losses seen.
+        min_weight: positive floor applied before renormalising.
+
+    Example:
+        >>> from paretomtl.weighting import GradNorm
+        >>> gn = GradNorm(2, alpha=1.0, lr=0.1, optimizer="sgd")
+        >>> gn.update(losses=[1.0, 1.0], grad_norms=[1.0, 3.0])
+        array([1.22222222, 0.77777778])
+    """
+
+    inputs = ("losses", "grad_norms")
+    loss_domain = "> 0"
+    hyperparameters = {
+        "alpha": real(low=0.0),
+        "lr": real(low=0.0, low_open=True),
+        "optimizer": choice("adam", "sgd"),
+        "min_weight": real(low=0.0, high=1.0, low_open=True, high_open=True),
+        "_given_initial_losses": array("K", "> 0", optional=True),
+    }
+    fields = {
+        "_weights": array("K", "> 0"),
+        "_initial_losses": array("K", "> 0", optional=True),
+        "_step": count(),
+        "_adam_m": array("K"),
+        "_adam_v": array("K", ">= 0"),
+    }
+
+    def __init__(
+        self,
+        num_tasks: int,
+        alpha: float = 1.5,
+        lr: float = 0.025,
+        *,
+        optimizer: str = "adam",
+        initial_losses: object = None,
+        min_weight: float = 1e-6,
+    ) -> None:
+        self.num_tasks = check_num_tasks(num_tasks)
+        self.alpha = check_real(alpha, "alpha", low=0.0)
+        self.lr = check_real(lr, "lr", low=0.0, low_open=True)
+        self.min_weight = check_real(
+            min_weight, "min_weight", low=0.0, high=1.0, low_open=True, high_open=True
+        )
+        self.optimizer = check_choice(optimizer, "optimizer", ("adam", "sgd"))
+        self._given_initial_losses = (
+            None
+            if initial_losses is None
+            else as_task_vector(initial_losses, "initial_losses", self.num_tasks, need="> 0")
+        )
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the start: weights all 1, L(0) forgotten (unless it was given)."""
+        given = self._given_initial_losses
+        self._weights = np.ones(self.num_tasks)
+        self._initial_losses = None if given is None else given.copy()
+        self._step = 0
+        self._adam_m = np.zeros(self.num_tasks)  # Adam's first and second moments
+        self._adam_v = np.zeros(self.num_tasks)
+
+    @property
+    def weights(self) -> np.ndarray:
+        """The current loss weights w(t) (a copy), summing to K."""
+        return self._weights.copy()
+
+    @property
+    def initial_losses(self) -> np.ndarray | None:
+        """:math:`L_i(0)`, once known."""
+        return None if self._initial_losses is None else self._initial_losses.copy()
+
+    def update(self, losses: object, grad_norms: object) -> np.ndarray:
+        """One GradNorm step; returns the weights w(t+1) for the next step.
+
+        Args:
+            losses: the K task losses :math:`L_i(t)` (unweighted, > 0).
+            grad_norms: :math:`n_i = \\|\\nabla_W L_i(t)\\|`, norms of the unweighted
+                task gradients at the shared layer W (>= 0).
+        """
+        K = self.num_tasks
+        L = self._check_losses(losses)
+        n = as_task_vector(grad_norms, "grad_norms", K, need=">= 0")
+        if self._initial_losses is None:
+            self._initial_losses = L.copy()
+        ratio = L / self._initial_losses
+        r = ratio / ratio.mean()
+        w = self._weights
+        Gw = w * n
+        target = Gw.mean() * r**self.alpha
+        grad = np.sign(Gw - target) * n
+        self._step += 1
+        step, self._adam_m, self._adam_v = descent_step(
+            self.optimizer, grad, self.lr, self._adam_m, self._adam_v, self._step
+        )
+        w = np.maximum(w - step, self.min_weight)
+        self._weights = w * (K / w.sum())
+        return self.weights
+
+    def __call__(self, losses: object, grad_norms: object) -> np.ndarray:
+        """The weights w(t) to apply at this step; then one update to w(t+1)."""
+        weights = self.weights
+        self.update(losses, grad_norms)
+        return weights
+
+    @property
+    def step(self) -> int:
+        """How many updates have been made."""
+        return self._step
