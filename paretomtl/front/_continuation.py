@@ -30,11 +30,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from paretomtl.front._common import PointResult, finish
-from paretomtl.front._registry import TraceResult, register_front_method
-from paretomtl.front.scalarization import tchebycheff
+from paretomtl.front._common import PointResult, check_int, finish
+from paretomtl.front._registry import REGISTRY
+from paretomtl.front._trace import TraceResult
+from paretomtl.front.scalarization import tchebycheff, tchebycheff_pass
 from paretomtl.front.stationarity import active_bounds
-from paretomtl.problems._base import check_count
 
 _BOUND_TOL = 1e-12  # relative distance to a bound under which it is active
 _NEWTON_MAX = 40  # Newton iterations of one corrector run
@@ -258,12 +258,13 @@ def _polish_end(problem, res: PointResult, i: int) -> PointResult | None:
 def _end(problem, i: int, x: np.ndarray, max_iter: int) -> PointResult:
     """The end of the front that minimises f_i, from the start x.
 
-    First :math:`f_i` alone (the end ray's first pass, ``tchebycheff.__wrapped__``)
-    and Newton (:func:`_polish_end`); where that is not a strict minimiser, the
-    full end-ray run with its second pass (:func:`paretomtl.front._common.end_ray_pass`).
+    First :math:`f_i` alone (the end ray's first pass,
+    :func:`paretomtl.front.scalarization.tchebycheff_pass`) and Newton
+    (:func:`_polish_end`); where that is not a strict minimiser, the full end-ray
+    run with its second pass (:mod:`paretomtl.front._end_rays`).
     """
     r = np.eye(2)[i]
-    alone = tchebycheff.__wrapped__(problem, r, x, max_iter=max_iter)
+    alone = tchebycheff_pass(problem, r, x, max_iter=max_iter)
     polished = _polish_end(problem, alone, i)
     if polished is not None:
         return polished
@@ -286,7 +287,7 @@ def _ray(values: np.ndarray, z: np.ndarray) -> np.ndarray:
     return d[::-1] / total if total > 0 else np.array([0.5, 0.5])
 
 
-@register_front_method(
+@REGISTRY.register(
     "continuation",
     kind="walk",
     paper=(
@@ -433,7 +434,7 @@ def continuation(
         >>> bool(out.stationarity.max() < 1e-20)
         True
     """
-    n_points = check_count(n_points, "n_points")
+    n_points = check_int(n_points, "n_points", 1)
     if problem.n_obj != 2:
         raise ValueError(
             f"continuation traces bi-objective fronts: the problem must have n_obj = 2; "

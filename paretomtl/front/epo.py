@@ -8,25 +8,160 @@ from paretomtl.front._common import (
     PointResult,
     check_ideal,
     check_preference,
-    end_ray_pass,
+    check_start,
     finish,
-    start,
+    starts,
 )
-from paretomtl.front._registry import register_front_method
-from paretomtl.front.scalarization import _max_fraction, tchebycheff
+from paretomtl.front._end_rays import run_with_end_rays
+from paretomtl.front._registry import REGISTRY
+from paretomtl.front._steps import max_fraction
+from paretomtl.front.scalarization import linear_pass, tchebycheff_pass
 from paretomtl.front.stationarity import active_bounds, project_gradients
 from paretomtl.solvers import epo, mgda, non_uniformity
 
 _SIGMA = 1e-4  # Armijo's sufficient-decrease fraction
 _T_MAX = 1e8
 _T_MIN = 1e-20
-_tchebycheff = tchebycheff.__wrapped__  # without its own end-ray pass
 _HANDOFF = 1e-3  # relative stationarity at which exact min-max steps finish the search
 _STUCK_STEPS = 20  # min-max steps taken where EPO's balance program cannot balance
 _STALLS = 5  # consecutive steps at rounding level after which the search hands over
 
 
-@register_front_method(
+def epo_pass(
+    problem,
+    preference: object,
+    x0: object,
+    *,
+    ideal: object = None,
+    eps: float = 1e-4,
+    preference_tol: float = 1e-12,
+    max_iter: int = 2000,
+    tol: float = 1e-8,
+) -> PointResult:
+    r"""One pass of :func:`epo_search` from ``x0``, without the end-ray pass.
+
+    EPO's balance and descent steps on :math:`r_i (f_i - z_i)`, then exact min-max
+    steps on the ray (Mahapatra & Rajan, ICML 2020; the departures from the paper
+    are :func:`epo_search`'s), from the start ``x0`` (clipped into the box);
+    arguments as for :func:`epo_search`. An objective with :math:`r_i = 0` is
+    dropped, so the pass may end at a weakly Pareto optimal point.
+
+    Example:
+        >>> import numpy as np
+        >>> from paretomtl.front.epo import epo_pass
+        >>> from paretomtl.problems import ZDT1
+        >>> x0 = np.full(5, 0.5)
+        >>> epo_pass(ZDT1(n_var=5), [1.0, 0.0], x0).values  # f_1 = 0, f_2 = g
+        array([0. , 5.5])
+    """
+    r = check_preference(preference, problem.n_obj)
+    z = check_ideal(ideal, problem)
+    for name, value in (("eps", eps), ("preference_tol", preference_tol), ("tol", tol)):
+        if not (isinstance(value, (int, float)) and value >= 0):
+            raise ValueError(f"{name} must be a number >= 0; got {value!r}")
+    x = check_start(problem, x0)
+    lo, hi = problem.lower, problem.upper
+    values, jacobian = problem.evaluate(x)
+    slack = 1e-12 * (1.0 + np.abs(z))  # rounding below an ideal point found numerically
+
+    def shifted(v: np.ndarray) -> np.ndarray:
+        return np.maximum(v - z, 0.0)
+
+    if (values - z < -slack).any():
+        raise ValueError(
+            f"EPO needs f - ideal >= 0; got f - ideal = {values - z} at the start: pass ideal="
+        )
+    loss = shifted(values)
+    on = r > 0
+    t, scale, it, mu = 1.0, None, 0, non_uniformity(loss[on], r[on])
+    polished, stalls = 0, 0
+    for it in range(max_iter):  # noqa: B007 - the count is reported
+        at_lower, at_upper = active_bounds(problem, x, 1e-12)
+        P = project_gradients(jacobian, at_lower, at_upper)
+        if not np.isfinite(P[on]).all():
+            raise ValueError("a preferred objective has a non-finite gradient at the iterate")
+        P = P[on]  # objectives with r_i = 0 (a first end-ray pass) are left out
+        norms = np.linalg.norm(P, axis=1)
+        if scale is None:
+            scale = max(float(norms.max()), np.finfo(float).tiny)
+        gram = P @ P.T
+        theta = mgda(gram=gram).objective / max(scale, float(norms.max()), 1e-150) ** 2
+        step = epo(gram=gram, losses=loss[on], preference=r[on], eps=eps)
+        mode = step.extras["mode"]
+        stuck = mode == "balance" and step.extras["rate"] <= 1e-14 * scale**2 * max(mu, 1e-300)
+        if stuck and np.sqrt(max(theta, 0.0)) > tol:
+            # No convex combination of the gradients lowers mu (they agree too much,
+            # far from the front): _STUCK_STEPS exact min-max steps on max_i r_i (f_i - z_i).
+            moved = tchebycheff_pass(problem, r, x, ideal=z, max_iter=_STUCK_STEPS, tol=tol)
+            polished += moved.iterations
+            if not (moved.x != x).any():
+                break
+            x, values = moved.x, moved.values
+            jacobian = problem.evaluate(x)[1]
+            loss = shifted(values)
+            mu = non_uniformity(loss[on], r[on])
+            continue
+        if (stuck or mode == "descent") and np.sqrt(max(theta, 0.0)) <= max(tol, _HANDOFF):
+            break
+        d = -(step.weights @ P)
+        if mode == "balance":
+            total = float((r * loss).sum())
+            slope = step.extras["adjustment"] / total  # d mu / d f
+
+            def measure(v):
+                return non_uniformity(shifted(v)[on], r[on])
+        else:
+            slope = np.ones(int(on.sum()))
+
+            def measure(v):
+                return float(v[on].sum())
+
+        current = measure(values)
+        # a descent step must not undo the balance: mu may rise to 10 eps
+        drift = max(mu, 10.0 * eps) if mode == "descent" else np.inf
+        t = min(2.0 * t, _T_MAX)
+        accepted = False
+        while t >= _T_MIN:
+            alpha = max_fraction(x, t * d, lo, hi, at_lower | at_upper)
+            trial = np.clip(x + alpha * t * d, lo, hi)
+            s = trial - x
+            if not s.any():
+                break
+            v_new, j_new = problem.evaluate(trial)
+            with np.errstate(invalid="ignore"):
+                predicted = float(slope @ (jacobian[on] @ s))
+            if (
+                (v_new - z >= -slack).all()
+                and measure(v_new) <= current + _SIGMA * min(predicted, 0.0)
+                and non_uniformity(shifted(v_new)[on], r[on]) <= drift
+                and np.isfinite(j_new[on]).all()
+            ):
+                accepted = True
+                break
+            t *= 0.5
+        if not accepted:
+            break
+        stalls = stalls + 1 if np.linalg.norm(s) <= 1e-14 * (1.0 + np.linalg.norm(x)) else 0
+        x, values, jacobian = trial, v_new, j_new
+        loss = shifted(values)
+        mu = non_uniformity(loss[on], r[on])
+        if stalls >= _STALLS:  # steps at rounding level: the search is stuck here
+            break
+    else:
+        it = max_iter
+    # The search ends on the front within the paper's eps of the ray; exact min-max
+    # steps take it onto the ray (the same point on a connected front). Where the
+    # search could not get there (the ray meets a gap of the front, as on ZDT3),
+    # they still end at a Pareto-critical point, but the preference is not met.
+    final = tchebycheff_pass(problem, r, x, ideal=z, max_iter=max_iter, tol=tol)
+    mu = non_uniformity(shifted(final.values)[on], r[on])
+    x, values, polished = final.x, final.values, polished + final.iterations
+    jacobian = problem.evaluate(x)[1]
+    converged = final.converged and mu <= max(preference_tol, 1e-9)
+    return finish(problem, x, values, jacobian, mu, it + polished, converged, "epo", r)
+
+
+@REGISTRY.register(
     "epo",
     kind="per-ray",
     paper=(
@@ -35,7 +170,6 @@ _STALLS = 5  # consecutive steps at rounding level after which the search hands 
     ),
     summary="balance r_i f_i to equal, then descend: the exact Pareto optimal point of r",
 )
-@end_ray_pass
 def epo_search(
     problem,
     preference: object,
@@ -113,108 +247,16 @@ def epo_search(
         >>> bool(abs(ratio - 1) < 1e-5), res.converged
         (True, True)
     """
-    r = check_preference(preference, problem.n_obj)
-    z = check_ideal(ideal, problem)
-    for name, value in (("eps", eps), ("preference_tol", preference_tol), ("tol", tol)):
-        if not (isinstance(value, (int, float)) and value >= 0):
-            raise ValueError(f"{name} must be a number >= 0; got {value!r}")
-    x = start(problem, x0, seed)
-    lo, hi = problem.lower, problem.upper
-    values, jacobian = problem.evaluate(x)
-    slack = 1e-12 * (1.0 + np.abs(z))  # rounding below an ideal point found numerically
-
-    def shifted(v: np.ndarray) -> np.ndarray:
-        return np.maximum(v - z, 0.0)
-
-    if (values - z < -slack).any():
-        raise ValueError(
-            f"EPO needs f - ideal >= 0; got f - ideal = {values - z} at the start: pass ideal="
-        )
-    loss = shifted(values)
-    on = r > 0
-    t, scale, it, mu = 1.0, None, 0, non_uniformity(loss[on], r[on])
-    polished, stalls = 0, 0
-    for it in range(max_iter):  # noqa: B007 - the count is reported
-        at_lower, at_upper = active_bounds(problem, x, 1e-12)
-        P = project_gradients(jacobian, at_lower, at_upper)
-        if not np.isfinite(P[on]).all():
-            raise ValueError("a preferred objective has a non-finite gradient at the iterate")
-        P = P[on]  # objectives with r_i = 0 (a first end-ray pass) are left out
-        norms = np.linalg.norm(P, axis=1)
-        if scale is None:
-            scale = max(float(norms.max()), np.finfo(float).tiny)
-        gram = P @ P.T
-        theta = mgda(gram=gram).objective / max(scale, float(norms.max()), 1e-150) ** 2
-        step = epo(gram=gram, losses=loss[on], preference=r[on], eps=eps)
-        mode = step.extras["mode"]
-        stuck = mode == "balance" and step.extras["rate"] <= 1e-14 * scale**2 * max(mu, 1e-300)
-        if stuck and np.sqrt(max(theta, 0.0)) > tol:
-            # No convex combination of the gradients lowers mu (they agree too much,
-            # far from the front): _STUCK_STEPS exact min-max steps on max_i r_i (f_i - z_i).
-            moved = _tchebycheff(problem, r, x, ideal=z, max_iter=_STUCK_STEPS, tol=tol)
-            polished += moved.iterations
-            if not (moved.x != x).any():
-                break
-            x, values = moved.x, moved.values
-            jacobian = problem.evaluate(x)[1]
-            loss = shifted(values)
-            mu = non_uniformity(loss[on], r[on])
-            continue
-        if (stuck or mode == "descent") and np.sqrt(max(theta, 0.0)) <= max(tol, _HANDOFF):
-            break
-        d = -(step.weights @ P)
-        if mode == "balance":
-            total = float((r * loss).sum())
-            slope = step.extras["adjustment"] / total  # d mu / d f
-
-            def measure(v):
-                return non_uniformity(shifted(v)[on], r[on])
-        else:
-            slope = np.ones(int(on.sum()))
-
-            def measure(v):
-                return float(v[on].sum())
-
-        current = measure(values)
-        # a descent step must not undo the balance: mu may rise to 10 eps
-        drift = max(mu, 10.0 * eps) if mode == "descent" else np.inf
-        t = min(2.0 * t, _T_MAX)
-        accepted = False
-        while t >= _T_MIN:
-            alpha = _max_fraction(x, t * d, lo, hi, at_lower | at_upper)
-            trial = np.clip(x + alpha * t * d, lo, hi)
-            s = trial - x
-            if not s.any():
-                break
-            v_new, j_new = problem.evaluate(trial)
-            with np.errstate(invalid="ignore"):
-                predicted = float(slope @ (jacobian[on] @ s))
-            if (
-                (v_new - z >= -slack).all()
-                and measure(v_new) <= current + _SIGMA * min(predicted, 0.0)
-                and non_uniformity(shifted(v_new)[on], r[on]) <= drift
-                and np.isfinite(j_new[on]).all()
-            ):
-                accepted = True
-                break
-            t *= 0.5
-        if not accepted:
-            break
-        stalls = stalls + 1 if np.linalg.norm(s) <= 1e-14 * (1.0 + np.linalg.norm(x)) else 0
-        x, values, jacobian = trial, v_new, j_new
-        loss = shifted(values)
-        mu = non_uniformity(loss[on], r[on])
-        if stalls >= _STALLS:  # steps at rounding level: the search is stuck here
-            break
-    else:
-        it = max_iter
-    # The search ends on the front within the paper's eps of the ray; exact min-max
-    # steps take it onto the ray (the same point on a connected front). Where the
-    # search could not get there (the ray meets a gap of the front, as on ZDT3),
-    # they still end at a Pareto-critical point, but the preference is not met.
-    final = _tchebycheff(problem, r, x, ideal=z, max_iter=max_iter, tol=tol)
-    mu = non_uniformity(shifted(final.values)[on], r[on])
-    x, values, polished = final.x, final.values, polished + final.iterations
-    jacobian = problem.evaluate(x)[1]
-    converged = final.converged and mu <= max(preference_tol, 1e-9)
-    return finish(problem, x, values, jacobian, mu, it + polished, converged, "epo", r)
+    x = starts(problem, x0, seed)[0]
+    return run_with_end_rays(
+        epo_pass,
+        problem,
+        preference,
+        x,
+        vertex_pass=linear_pass,
+        ideal=ideal,
+        eps=eps,
+        preference_tol=preference_tol,
+        max_iter=max_iter,
+        tol=tol,
+    )

@@ -136,8 +136,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from paretomtl.front._common import EDGE_WEIGHT, PointResult, check_preference, finish, start
-from paretomtl.front._registry import register_front_method
+from paretomtl.front._common import EDGE_WEIGHT, PointResult, check_preference, finish, starts
+from paretomtl.front._registry import REGISTRY
 from paretomtl.front.stationarity import active_bounds
 from paretomtl.solvers import mgda
 
@@ -308,7 +308,7 @@ def _constraints(W: np.ndarray, values: np.ndarray, J: np.ndarray, ref: float):
     return c, (A @ J) / norm, ref * np.linalg.norm(A, axis=1) / norm
 
 
-@register_front_method(
+@REGISTRY.register(
     "pareto-mtl",
     kind="ray-set",
     paper="Lin, Zhen, Li, Zhang & Kwong, Pareto Multi-Task Learning, NeurIPS 2019",
@@ -406,7 +406,7 @@ def pareto_mtl(
     W = np.delete(U, k, axis=0) - U[k]
     W = W[np.linalg.norm(W, axis=1) > _SAME]
 
-    x = start(problem, x0, seed)
+    x = starts(problem, x0, seed)[0]
     out = _run(problem, x, W, int(max_iter), float(tol), float(eps))
     return finish(problem, *out, "pareto-mtl", r)
 

@@ -7,13 +7,7 @@ import math
 
 import numpy as np
 
-
-def _check_int(value: object, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int; got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}; got {value}")
-    return int(value)
+from paretomtl.front._common import check_int
 
 
 def das_dennis(n_obj: int, divisions: int) -> np.ndarray:
@@ -50,8 +44,8 @@ def das_dennis(n_obj: int, divisions: int) -> np.ndarray:
         >>> len(das_dennis(3, 4)), len(das_dennis(3, 12))
         (15, 91)
     """
-    m = _check_int(n_obj, "n_obj", 2)
-    H = _check_int(divisions, "divisions", 1)
+    m = check_int(n_obj, "n_obj", 2)
+    H = check_int(divisions, "divisions", 1)
     rows = []
     # Stars and bars: choose m - 1 bar positions among H + m - 1 slots.
     for bars in itertools.combinations(range(H + m - 1), m - 1):
@@ -91,8 +85,8 @@ def simplex_rays(n_obj: int, count: int) -> np.ndarray:
         >>> simplex_rays(3, 15).shape
         (15, 3)
     """
-    m = _check_int(n_obj, "n_obj", 2)
-    n = _check_int(count, "count", 1)
+    m = check_int(n_obj, "n_obj", 2)
+    n = check_int(count, "count", 1)
     if n == 1:
         return np.full((1, m), 1.0 / m)
     if m == 2:

@@ -41,16 +41,18 @@ it, 4 rays near the steep :math:`f_1 = 0` end stopped at stationarity 1.2e-3
 after 10 000 iterations (curvature ratio about 1e5 between :math:`x_1` and the
 rest); with it, all 64 converge in at most 52 iterations.
 
-A preference vector with zeros (the end rays of
-:func:`paretomtl.front.simplex_rays`) gets a second pass
-(:func:`paretomtl.front._common.end_ray_pass`): the first drops those objectives and
-stops at a weakly Pareto optimal point (on ZDT, ray (1, 0) at any :math:`x_1 = 0`),
-the second lowers them from there and reaches the end of the front.
+The iterations themselves are in :mod:`paretomtl.front._steps`. Each method is
+one *pass* (:func:`linear_pass`, :func:`smooth_tchebycheff_pass`,
+:func:`tchebycheff_pass`: from a given start, objectives with :math:`r_i = 0`
+dropped) and the registered function built from it. A preference vector with zeros
+(the end rays of :func:`paretomtl.front.simplex_rays`) gets a second pass
+(:mod:`paretomtl.front._end_rays`): the first drops those objectives and stops at a
+weakly Pareto optimal point (on ZDT, ray (1, 0) at any :math:`x_1 = 0`), the second
+lowers them from there and reaches the end of the front.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -59,163 +61,57 @@ from paretomtl.front._common import (
     PointResult,
     check_ideal,
     check_preference,
-    end_ray_pass,
+    check_start,
     finish,
-    start,
+    starts,
 )
-from paretomtl.front._minimax import MAX_OBJECTIVES, box_minimax_step
-from paretomtl.front._registry import register_front_method
+from paretomtl.front._end_rays import run_with_end_rays
+from paretomtl.front._minimax import MAX_OBJECTIVES
+from paretomtl.front._registry import REGISTRY
+from paretomtl.front._steps import hessian_columns, minimax_descent, projected_descent
 from paretomtl.front.stationarity import active_bounds
 
-_SIGMA = 0.5  # Armijo's sufficient-decrease fraction (the descent lemma's)
-_T_MAX = 1e8  # largest trial step
-_T_MIN = 1e-20  # smallest trial step before giving up
-_ROUNDING = 1e-6  # relative stationarity accepted when rounding stops the line search
-_SIGMA_NEWTON = 1e-4  # Armijo's fraction for Newton steps (1/2 is their exact decrease)
-_NEWTON_MIN = 1e-6  # smallest Newton step fraction tried before a gradient step
 
+def linear_pass(
+    problem, preference: object, x0: object, *, max_iter: int = 10000, tol: float = 1e-8
+) -> PointResult:
+    r"""One pass of :func:`linear_scalarization` from ``x0``, without the end-ray pass.
 
-def _weighted(weights: np.ndarray, jacobian: np.ndarray) -> np.ndarray:
-    on = weights > 0
-    return weights[on] @ jacobian[on]
+    Minimises :math:`\sum_{i : r_i > 0} r_i f_i(x)` over the box (Zadeh, IEEE Trans.
+    Autom. Control 1963) by projected Newton or gradient steps from the start ``x0``
+    (clipped into the box); arguments as for :func:`linear_scalarization`. An
+    objective with :math:`r_i = 0` is dropped, so the pass may end at a weakly
+    Pareto optimal point.
 
-
-def _max_fraction(x, p, lo, hi, at_bound) -> float:
-    """Largest a <= 1 with x + a p in the box, ignoring coordinates already at a bound."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        room = np.where(p > 0, (hi - x) / p, np.where(p < 0, (lo - x) / p, np.inf))
-    room[at_bound] = np.inf
-    return float(min(1.0, room.min()))
-
-
-def _scale(weights: np.ndarray, jacobian: np.ndarray) -> float:
-    """sum_i w_i ||grad f_i||: the gradient scale the stopping test is relative to."""
-    on = weights > 0
-    scale = float(weights[on] @ np.linalg.norm(jacobian[on], axis=1))
-    return max(scale, np.finfo(float).tiny)
-
-
-def _hessian_columns(problem, x: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """(k, n_obj, n_var): the Hessian-vector products of every objective with e_j, j in cols."""
-    V = np.zeros((len(cols), problem.n_var))
-    V[np.arange(len(cols)), cols] = 1.0
-    return problem._hvp(np.repeat(x[None, :], len(cols), axis=0), V)
-
-
-def _newton_direction(hessian, x, values, jacobian, weights, grad, at_lower, at_upper):
-    """Bertsekas' projected Newton direction on the free coordinates, or None.
-
-    Free: not at a bound that the gradient pushes against. The reduced Hessian is
-    shifted by 1e-10 of its largest diagonal entry; where it is still not positive
-    definite, its eigenvalues are replaced by their magnitudes. None when the
-    Hessian cannot be formed (then the caller takes a gradient step).
+    Example:
+        >>> import numpy as np
+        >>> from paretomtl.front.scalarization import linear_pass
+        >>> from paretomtl.problems import ZDT1
+        >>> x0 = np.full(5, 0.5)
+        >>> linear_pass(ZDT1(n_var=5), [1.0, 0.0], x0).values  # f_1 = 0, f_2 = g
+        array([0. , 5.5])
     """
-    free = ~((at_lower & (grad > 0)) | (at_upper & (grad < 0)))
-    idx = np.flatnonzero(free)
-    if not len(idx):
-        return None
-    try:
-        H = hessian(x, values, jacobian, weights, idx)
-    except ValueError:  # e.g. ZDT's Hessian is unbounded at x_1 = 0
-        return None
-    if not np.isfinite(H).all():
-        return None
-    H = 0.5 * (H + H.T)
-    # A relative shift lets positive semi-definite Hessians through (ZDT's g is linear
-    # in x_2..x_n: flat directions, along which the step runs to the box).
-    H[np.diag_indices_from(H)] += 1e-10 * max(float(np.abs(np.diagonal(H)).max()), 1e-300)
-    d = np.zeros_like(x)
-    try:
-        L = np.linalg.cholesky(H)
-        d[idx] = -np.linalg.solve(L.T, np.linalg.solve(L, grad[idx]))
-    except np.linalg.LinAlgError:
-        # Indefinite (ZDT3's x1 sin(10 pi x1), a concave front's end): Newton with
-        # the eigenvalues' magnitudes, still a descent direction and still scaled
-        # by the curvature.
-        w, V = np.linalg.eigh(H)
-        w = np.maximum(np.abs(w), 1e-10 * max(float(np.abs(w).max()), 1e-300))
-        d[idx] = -V @ ((V.T @ grad[idx]) / w)
-    if not np.isfinite(d).all() or grad @ d >= 0:
-        return None
-    return d
+    r = check_preference(preference, problem.n_obj)
+    x = check_start(problem, x0)
+
+    def scalarize(values: np.ndarray) -> tuple[float, np.ndarray]:
+        on = r > 0
+        return float(r[on] @ values[on]), r
+
+    def hessian(x, values, jacobian, weights, idx):
+        HV = hessian_columns(problem, x, idx)  # HV[j, i] = H_i e_idx[j]
+        return np.einsum("i,jil->jl", weights, HV[:, :, idx])
+
+    out = projected_descent(problem, scalarize, x, max_iter, tol, hessian)
+    return finish(problem, *out, "linear", r)
 
 
-def _projected_gradient(
-    problem,
-    scalarize: Callable[[np.ndarray], tuple[float, np.ndarray]],
-    x: np.ndarray,
-    max_iter: int,
-    tol: float,
-    hessian: Callable | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, int, bool]:
-    """Projected Newton where the reduced Hessian is positive definite, else projected
-    gradient; steps capped at the box, Armijo backtracking."""
-    lo, hi = problem.lower, problem.upper
-    if not getattr(problem, "has_hvp", False):
-        hessian = None
-    values, jacobian = problem.evaluate(x)
-    phi, weights = scalarize(values)
-    grad = _weighted(weights, jacobian)
-    if not np.isfinite(grad).all():
-        raise ValueError("the scalarised gradient is not finite at x0; start elsewhere")
-    scale, t = _scale(weights, jacobian), 1.0
-    for it in range(max_iter):
-        at_lower, at_upper = active_bounds(problem, x, 1e-12)
-        p = -grad
-        p[(at_lower & (p < 0)) | (at_upper & (p > 0))] = 0.0  # the projected gradient
-        ratio = float(np.linalg.norm(p)) / max(scale, _scale(weights, jacobian))
-        if ratio <= tol:
-            return x, values, jacobian, phi, it, True
-        if hessian is not None:
-            d = _newton_direction(hessian, x, values, jacobian, weights, grad, at_lower, at_upper)
-            newton = d is not None
-            u = 1.0
-            while newton and u >= _NEWTON_MIN:
-                alpha = _max_fraction(x, u * d, lo, hi, at_lower | at_upper)
-                trial = np.clip(x + alpha * u * d, lo, hi)
-                step = trial - x
-                if not step.any():
-                    break
-                v_new, j_new = problem.evaluate(trial)
-                phi_new, w_new = scalarize(v_new)
-                if phi_new <= phi + _SIGMA_NEWTON * (grad @ step):
-                    g_new = _weighted(w_new, j_new)
-                    if np.isfinite(g_new).all():
-                        x, values, jacobian, phi = trial, v_new, j_new, phi_new
-                        weights, grad = w_new, g_new
-                        break
-                u *= 0.5
-            else:
-                newton = False
-            if newton and u >= _NEWTON_MIN and step.any():
-                continue
-        t = min(2.0 * t, _T_MAX)
-        while True:
-            alpha = _max_fraction(x, t * p, lo, hi, at_lower | at_upper)
-            trial = np.clip(x + alpha * t * p, lo, hi)
-            step = trial - x
-            if not step.any():  # nothing left to gain at this precision
-                return x, values, jacobian, phi, it, ratio <= _ROUNDING
-            v_new, j_new = problem.evaluate(trial)
-            phi_new, w_new = scalarize(v_new)
-            if phi_new <= phi + _SIGMA * (grad @ step):
-                g_new = _weighted(w_new, j_new)
-                if np.isfinite(g_new).all():
-                    break
-            t *= 0.5
-            if t < _T_MIN:
-                return x, values, jacobian, phi, it, ratio <= _ROUNDING
-        x, values, jacobian, phi, weights, grad = trial, v_new, j_new, phi_new, w_new, g_new
-    return x, values, jacobian, phi, max_iter, False
-
-
-@register_front_method(
+@REGISTRY.register(
     "linear",
     kind="per-ray",
     paper="weighted sum: Zadeh, IEEE Trans. Autom. Control 1963",
     summary="minimise sum_i r_i f_i; misses concave parts of a front",
 )
-@end_ray_pass
 def linear_scalarization(
     problem,
     preference: object,
@@ -256,19 +152,10 @@ def linear_scalarization(
         >>> res.values.round(6), res.converged
         (array([0.25, 0.25]), True)
     """
-    r = check_preference(preference, problem.n_obj)
-    x = start(problem, x0, seed)
-
-    def scalarize(values: np.ndarray) -> tuple[float, np.ndarray]:
-        on = r > 0
-        return float(r[on] @ values[on]), r
-
-    def hessian(x, values, jacobian, weights, idx):
-        HV = _hessian_columns(problem, x, idx)  # HV[j, i] = H_i e_idx[j]
-        return np.einsum("i,jil->jl", weights, HV[:, :, idx])
-
-    out = _projected_gradient(problem, scalarize, x, max_iter, tol, hessian)
-    return finish(problem, *out, "linear", r)
+    x = starts(problem, x0, seed)[0]
+    return run_with_end_rays(
+        linear_pass, problem, preference, x, vertex_pass=linear_pass, max_iter=max_iter, tol=tol
+    )
 
 
 def _stch(values: np.ndarray, r: np.ndarray, z: np.ndarray, mu: float):
@@ -282,13 +169,59 @@ def _stch(values: np.ndarray, r: np.ndarray, z: np.ndarray, mu: float):
     return float(mu * (top + np.log(s))), weights
 
 
-@register_front_method(
+def smooth_tchebycheff_pass(
+    problem,
+    preference: object,
+    x0: object,
+    *,
+    ideal: object = None,
+    mu: float = 0.01,
+    max_iter: int = 10000,
+    tol: float = 1e-8,
+) -> PointResult:
+    r"""One pass of :func:`smooth_tchebycheff` from ``x0``, without the end-ray pass.
+
+    Minimises :math:`\mu \log \sum_{i : r_i > 0} e^{r_i (f_i(x) - z_i)/\mu}` over
+    the box (Lin, Zhang, Xi, Liu & Liu, ICML 2024) by projected Newton or gradient
+    steps from the start ``x0`` (clipped into the box); arguments as for
+    :func:`smooth_tchebycheff`. An objective with :math:`r_i = 0` is dropped, so the
+    pass may end at a weakly Pareto optimal point.
+
+    Example:
+        >>> import numpy as np
+        >>> from paretomtl.front.scalarization import smooth_tchebycheff_pass
+        >>> from paretomtl.problems import ZDT1
+        >>> x0 = np.full(5, 0.5)
+        >>> smooth_tchebycheff_pass(ZDT1(n_var=5), [1.0, 0.0], x0).values  # f_1 = 0, f_2 = g
+        array([0. , 5.5])
+    """
+    r = check_preference(preference, problem.n_obj)
+    z = check_ideal(ideal, problem)
+    if not (isinstance(mu, (int, float)) and np.isfinite(mu) and mu > 0):
+        raise ValueError(f"mu must be a positive finite number; got {mu!r}")
+    x = check_start(problem, x0)
+
+    def hessian(x, values, jacobian, weights, idx):
+        # sum_i w_i H_i + (1/mu) (sum_i p_i b_i b_i' - s s'), b_i = r_i grad f_i,
+        # p = softmax, w = p r, s = sum_i p_i b_i
+        on = weights > 0
+        HV = hessian_columns(problem, x, idx)
+        H = np.einsum("i,jil->jl", weights[on], HV[:, on][:, :, idx])
+        B = (r[on, None] * jacobian[on])[:, idx]
+        p = weights[on] / r[on]
+        s = p @ B
+        return H + (np.einsum("i,ij,ik->jk", p, B, B) - np.outer(s, s)) / float(mu)
+
+    out = projected_descent(problem, lambda v: _stch(v, r, z, float(mu)), x, max_iter, tol, hessian)
+    return finish(problem, *out, "stch", r)
+
+
+@REGISTRY.register(
     "stch",
     kind="per-ray",
     paper="Lin, Zhang, Xi, Liu & Liu, ICML 2024 (smooth Tchebycheff)",
     summary="minimise mu log sum_i exp(r_i (f_i - z_i) / mu), mu = 0.01",
 )
-@end_ray_pass
 def smooth_tchebycheff(
     problem,
     preference: object,
@@ -343,41 +276,84 @@ def smooth_tchebycheff(
         >>> res.values.round(2), bool(res.stationarity < 1e-8)  # TCH's point: 0.618 each
         (array([0.62, 0.62]), True)
     """
+    x = starts(problem, x0, seed)[0]
+    return run_with_end_rays(
+        smooth_tchebycheff_pass,
+        problem,
+        preference,
+        x,
+        vertex_pass=linear_pass,
+        ideal=ideal,
+        mu=mu,
+        max_iter=max_iter,
+        tol=tol,
+    )
+
+
+def tchebycheff_pass(
+    problem,
+    preference: object,
+    x0: object,
+    *,
+    ideal: object = None,
+    max_iter: int = 2000,
+    tol: float = 1e-8,
+) -> PointResult:
+    r"""One pass of :func:`tchebycheff` from ``x0``, without the end-ray pass.
+
+    Minimises :math:`\max_{i : r_i > 0} r_i (f_i(x) - z_i)` over the box (Bowman
+    1976; Miettinen, Nonlinear Multiobjective Optimization, Kluwer 1999) by exact
+    min-max steps from the start ``x0`` (clipped into the box), with the retry from
+    just inside a degenerate corner; arguments as for :func:`tchebycheff`. An
+    objective with :math:`r_i = 0` is dropped, so the pass may end at a weakly
+    Pareto optimal point. EPO finishes its search with it.
+
+    Example:
+        >>> import numpy as np
+        >>> from paretomtl.front.scalarization import tchebycheff_pass
+        >>> from paretomtl.problems import ZDT1
+        >>> x0 = np.full(5, 0.5)
+        >>> tchebycheff_pass(ZDT1(n_var=5), [1.0, 0.0], x0).values  # f_1 = 0, f_2 = g
+        array([0. , 5.5])
+    """
     r = check_preference(preference, problem.n_obj)
     z = check_ideal(ideal, problem)
-    if not (isinstance(mu, (int, float)) and np.isfinite(mu) and mu > 0):
-        raise ValueError(f"mu must be a positive finite number; got {mu!r}")
-    x = start(problem, x0, seed)
+    if problem.n_obj > MAX_OBJECTIVES:
+        raise ValueError(
+            f"tchebycheff supports up to {MAX_OBJECTIVES} objectives; "
+            f"got {problem.n_obj}: use smooth_tchebycheff"
+        )
+    x = check_start(problem, x0)
 
-    def hessian(x, values, jacobian, weights, idx):
-        # sum_i w_i H_i + (1/mu) (sum_i p_i b_i b_i' - s s'), b_i = r_i grad f_i,
-        # p = softmax, w = p r, s = sum_i p_i b_i
-        on = weights > 0
-        HV = _hessian_columns(problem, x, idx)
-        H = np.einsum("i,jil->jl", weights[on], HV[:, on][:, :, idx])
-        B = (r[on, None] * jacobian[on])[:, idx]
-        p = weights[on] / r[on]
-        s = p @ B
-        return H + (np.einsum("i,ij,ik->jk", p, B, B) - np.outer(s, s)) / float(mu)
+    def run(x: np.ndarray) -> PointResult:
+        out = minimax_descent(problem, r, z, x, max_iter, tol)
+        return finish(problem, *out, "tchebycheff", r)
 
-    out = _projected_gradient(
-        problem, lambda v: _stch(v, r, z, float(mu)), x, max_iter, tol, hessian
-    )
-    return finish(problem, *out, "stch", r)
-
-
-def _max_term(values: np.ndarray, r: np.ndarray, z: np.ndarray) -> float:
+    res = run(x)
     on = r > 0
-    return float(np.max(r[on] * (values[on] - z[on])))
+    terms = r[on] * (res.values[on] - z[on])
+    at_lower, at_upper = active_bounds(problem, res.x, 1e-12)
+    unmet = terms.max() - terms.min() > 1e-9 * max(abs(float(terms.max())), 1e-300)
+    if unmet and (at_lower | at_upper).any():
+        # A degenerate corner: a term can rise only along a coordinate at its bound,
+        # where the others are flat to first order (DTLZ2 at x1 = 0: f3 = 0 while
+        # f1, f2 go as cos(x1 pi / 2)); the min-max linearisation stalls there. Step
+        # off the bounds by 1e-3 of the box and run again; keep the lower max.
+        width = problem.upper - problem.lower
+        nudged = np.where(at_lower, res.x + 1e-3 * width, res.x)
+        nudged = np.where(at_upper, nudged - 1e-3 * width, nudged)
+        again = run(nudged)
+        if again.objective < res.objective:
+            res = replace(again, iterations=res.iterations + again.iterations)
+    return res
 
 
-@register_front_method(
+@REGISTRY.register(
     "tchebycheff",
     kind="per-ray",
     paper="Bowman 1976; Miettinen, Nonlinear Multiobjective Optimization, 1999",
     summary="minimise max_i r_i (f_i - z_i) by exact min-max steps",
 )
-@end_ray_pass
 def tchebycheff(
     problem,
     preference: object,
@@ -450,69 +426,14 @@ def tchebycheff(
         >>> res.values.round(6), res.converged
         (array([0.381966, 0.381966]), True)
     """
-    r = check_preference(preference, problem.n_obj)
-    z = check_ideal(ideal, problem)
-    if problem.n_obj > MAX_OBJECTIVES:
-        raise ValueError(
-            f"tchebycheff supports up to {MAX_OBJECTIVES} objectives; "
-            f"got {problem.n_obj}: use smooth_tchebycheff"
-        )
-    x = start(problem, x0, seed)
-    res = _tchebycheff_run(problem, r, z, x, max_iter, tol)
-    on = r > 0
-    terms = r[on] * (res.values[on] - z[on])
-    at_lower, at_upper = active_bounds(problem, res.x, 1e-12)
-    unmet = terms.max() - terms.min() > 1e-9 * max(abs(float(terms.max())), 1e-300)
-    if unmet and (at_lower | at_upper).any():
-        # A degenerate corner: a term can rise only along a coordinate at its bound,
-        # where the others are flat to first order (DTLZ2 at x1 = 0: f3 = 0 while
-        # f1, f2 go as cos(x1 pi / 2)); the min-max linearisation stalls there. Step
-        # off the bounds by 1e-3 of the box and run again; keep the lower max.
-        width = problem.upper - problem.lower
-        nudged = np.where(at_lower, res.x + 1e-3 * width, res.x)
-        nudged = np.where(at_upper, nudged - 1e-3 * width, nudged)
-        again = _tchebycheff_run(problem, r, z, nudged, max_iter, tol)
-        if again.objective < res.objective:
-            res = replace(again, iterations=res.iterations + again.iterations)
-    return res
-
-
-def _tchebycheff_run(problem, r, z, x, max_iter, tol) -> PointResult:
-    """The min-max iterations of :func:`tchebycheff` from x."""
-    lo, hi = problem.lower, problem.upper
-    on = r > 0
-    values, jacobian = problem.evaluate(x)
-    phi = _max_term(values, r, z)
-    scale = None
-    t, converged, it = 1.0, False, 0
-    for it in range(max_iter):  # noqa: B007 - the count is reported
-        B = r[on, None] * jacobian[on]
-        if not np.isfinite(B).all():
-            raise ValueError("a preferred objective has a non-finite gradient at the iterate")
-        a = r[on] * (values[on] - z[on])
-        if scale is None:
-            scale = max(float(np.linalg.norm(B, axis=1).max()), np.finfo(float).tiny)
-        d, lam = box_minimax_step(B, a, 1.0, lo - x, hi - x)
-        ratio = float(np.linalg.norm(d)) / max(scale, _scale(lam, B))
-        if ratio <= tol:
-            converged = True
-            break
-        t = min(2.0 * t, _T_MAX)
-        while t >= _T_MIN:
-            d, lam = box_minimax_step(B, a, t, lo - x, hi - x)
-            trial = np.clip(x + d, lo, hi)
-            if not (trial - x).any():
-                t = 0.0
-                break
-            v_new, j_new = problem.evaluate(trial)
-            phi_new = _max_term(v_new, r, z)
-            if phi_new <= phi - _SIGMA * (d @ d) / t and np.isfinite(j_new[on]).all():
-                break
-            t *= 0.5
-        if t < _T_MIN:
-            converged = ratio <= _ROUNDING
-            break
-        x, values, jacobian, phi = trial, v_new, j_new, phi_new
-    else:
-        it = max_iter
-    return finish(problem, x, values, jacobian, phi, it, converged, "tchebycheff", r)
+    x = starts(problem, x0, seed)[0]
+    return run_with_end_rays(
+        tchebycheff_pass,
+        problem,
+        preference,
+        x,
+        vertex_pass=linear_pass,
+        ideal=ideal,
+        max_iter=max_iter,
+        tol=tol,
+    )

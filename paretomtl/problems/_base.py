@@ -6,8 +6,11 @@ from functools import cached_property
 from typing import ClassVar
 
 import numpy as np
+from scipy.optimize import brentq, minimize_scalar
 
 _ARCLENGTH_GRID = 4097  # dense parameter points per piece when spacing="arclength"
+_RTOL = 4.0 * np.finfo(np.float64).eps  # brentq's smallest relative tolerance
+_XTOL = 1e-300  # no absolute floor: roots near t = 0 are found to full relative precision
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -31,9 +34,10 @@ class Problem:
     Minimise :math:`F(x) = (f_1(x), \\dots, f_m(x))` over the box
     :math:`\\{x : \\text{lower} \\le x \\le \\text{upper}\\}`. A problem knows its
     values and analytic Jacobian (:meth:`evaluate`, :meth:`evaluate_batch`),
-    Hessian-vector products where :attr:`has_hvp` (:meth:`hvp`), and its true Pareto
-    front and set, sampled to any density (:meth:`pareto_front`,
-    :meth:`pareto_set`; row i of the set maps to row i of the front).
+    Hessian-vector products where :attr:`has_hvp` (:meth:`hvp`, :meth:`hvp_batch`),
+    and its true Pareto front and set, sampled to any density (:meth:`pareto_front`,
+    :meth:`pareto_set`; row i of the set maps to row i of the front), with the exact
+    points of preference vectors on it (:meth:`preference_points`).
 
     Problems are immutable: attributes cannot be reassigned and ``lower`` /
     ``upper`` are read-only arrays. Points outside the box, of the wrong shape or
@@ -41,8 +45,10 @@ class Problem:
 
     Subclasses implement ``_evaluate(X) -> (F, J)`` on an (n, n_var) array, and
     ``_parameters(n, spacing)``, ``_front_at(t)``, ``_set_at(t)`` describing the
-    front by a parameter ``t``; two-objective problems get ``_parameters`` here from
-    ``_pieces()``, the parameter intervals of the (possibly disconnected) front.
+    front by a parameter ``t``; two-objective problems implement
+    :meth:`front_pieces` (the parameter intervals of the possibly disconnected
+    front) instead of ``_parameters``, and get :meth:`preference_points` from it
+    too.
 
     Attributes:
         name: the registry name (``get_problem(name)``).
@@ -193,6 +199,38 @@ class Problem:
         v = self._check_points(v, "v", single=True, in_box=False)
         return self._hvp(x[None, :], v[None, :])[0]
 
+    def hvp_batch(self, X: object, V: object) -> np.ndarray:
+        """Hessian-vector products at n points at once: row k is ``hvp(X[k], V[k])``.
+
+        Args:
+            X: points of the box, shape (n, n_var).
+            V: directions, shape (n, n_var), one per point.
+
+        Returns:
+            An (n, n_obj, n_var) array.
+
+        Raises:
+            NotImplementedError: when the problem has no Hessian-vector products
+                (``has_hvp`` is False).
+
+        Example:
+            >>> import numpy as np
+            >>> from paretomtl.problems import get_problem
+            >>> get_problem("convex-quadratic", n_var=2).hvp_batch(np.zeros((2, 2)), np.eye(2))
+            array([[[1., 0.],
+                    [1., 0.]],
+            <BLANKLINE>
+                   [[0., 1.],
+                    [0., 1.]]])
+        """
+        if not self.has_hvp:
+            raise NotImplementedError(f"{self.name} has no Hessian-vector products")
+        X = self._check_points(X, "X", single=False, in_box=True)
+        V = self._check_points(V, "V", single=False, in_box=False)
+        if V.shape != X.shape:
+            raise ValueError(f"V must have the shape of X, {X.shape}; got {V.shape}")
+        return self._hvp(X, V)
+
     def _evaluate(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
 
@@ -296,14 +334,94 @@ class Problem:
         squared = [self._front_minimum(lambda F, p=p: ((F - p) ** 2).sum(axis=1)) for p in P]
         return np.sqrt(np.maximum(squared, 0.0))
 
+    def preference_points(self, rays: object) -> np.ndarray:
+        r"""The points of the true front where :math:`r_i (f_i - z_i)` is the same for every i.
+
+        For a preference vector r with every :math:`r_i > 0`, the exact Pareto optimal
+        point of EPO (Mahapatra & Rajan, "Multi-Task Learning with User Preferences:
+        Gradient Descent with Controlled Ascent in Pareto Optimization", ICML 2020):
+        the front point F with :math:`r_1 (F_1 - z_1) = \dots = r_m (F_m - z_m)`, z
+        the :attr:`ideal_point`. :func:`paretomtl.front.preference_points` takes
+        rays with zeros too (it lifts them first) and calls this.
+
+        *Two objectives* (here, from :meth:`front_pieces`): along the front's
+        parameter t, :math:`f_1` rises and :math:`f_2` falls, so
+        :math:`h(t) = r_1 (f_1(t) - z_1) - r_2 (f_2(t) - z_2)` is increasing and
+        changes sign on at most one piece; there ``scipy.optimize.brentq`` solves
+        :math:`h(t) = 0` to full precision in t. If no piece changes sign, the
+        crossing falls in a gap of a disconnected front (ZDT3), and no front point
+        meets the preference: the point returned is then the front point that
+        minimises :math:`\max_i r_i (f_i - z_i)`, the Tchebycheff point of the
+        front, which is the end of one of the two pieces next to the gap (the max
+        falls along the piece before the gap and rises along the piece after it).
+        Where the crossing exists it is also the Tchebycheff point, so the rule is
+        one: the minimiser of :math:`\max_i r_i (f_i - z_i)` over the true front.
+        The values are those of the front's parametrisation, so the
+        :math:`r_i (f_i - z_i)` agree to its rounding (about 1e-15 relative, less
+        where it cancels, e.g. ZDT1's :math:`f_2 = 1 - \sqrt{f_1}` near
+        :math:`f_1 = 1`). Other problems give their closed form (DTLZ2).
+
+        Args:
+            rays: (n_rays, n_obj) preference vectors, every entry finite and > 0.
+
+        Returns:
+            An (n_rays, n_obj) array, row k the point of ray k.
+
+        Raises:
+            NotImplementedError: when the problem does not know these points
+                (neither two objectives with :meth:`front_pieces` nor a closed form).
+
+        Example:
+            >>> from paretomtl.problems import get_problem
+            >>> get_problem("zdt1").preference_points([[0.5, 0.5], [1.0, 3.0]]).round(4)
+            array([[0.382 , 0.382 ],
+                   [0.6261, 0.2087]])
+        """
+        R = np.asarray(rays, dtype=np.float64)
+        if R.ndim != 2 or R.shape[0] < 1 or R.shape[1] != self.n_obj:
+            raise ValueError(f"rays must have shape (n_rays >= 1, {self.n_obj}); got {R.shape}")
+        if not (np.isfinite(R) & (R > 0)).all():
+            k = int(np.argmax(~(np.isfinite(R) & (R > 0)).all(axis=1)))
+            raise ValueError(
+                f"rays must be finite and > 0 in every entry (lift zeros first, as "
+                f"paretomtl.front.preference_points does); row {k} is {np.array2string(R[k])}"
+            )
+        return self._preference_points(R)
+
+    def _preference_points(self, R: np.ndarray) -> np.ndarray:
+        if self.n_obj != 2:
+            raise NotImplementedError(f"{self!r} has no exact preference points")
+        pieces = self.front_pieces()
+        z = np.asarray(self.ideal_point, dtype=np.float64)
+        return np.array([self._tchebycheff_point(pieces, r, z) for r in R])
+
+    def _tchebycheff_point(self, pieces, r: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """The minimiser of max_i r_i (f_i - z_i) over a two-objective front (r > 0)."""
+
+        def front(t: float) -> np.ndarray:
+            return self._front_at(np.array([t]))[0]
+
+        def h(t: float) -> float:
+            f = front(t)
+            return float(r[0] * (f[0] - z[0]) - r[1] * (f[1] - z[1]))
+
+        candidates = []
+        for lo, hi in pieces:
+            h_lo, h_hi = h(lo), h(hi)
+            if h_lo <= 0.0 <= h_hi:  # h rises along the piece: the crossing is here
+                t = brentq(h, lo, hi, xtol=_XTOL, rtol=_RTOL, maxiter=500)
+                return front(t)
+            candidates += [front(lo), front(hi)]
+        # No crossing on the front (a gap of a disconnected front): its Tchebycheff point.
+        F = np.array(candidates)
+        return F[np.argmin(((F - z) * r).max(axis=1))]
+
     def _front_minimum(self, score) -> float:
         """min over the two-objective front of score(F) (rows of F -> values): the
         smallest of 4097 parameter points per piece, refined by a bounded scalar
         minimisation over the parameter interval around it."""
-        from scipy.optimize import minimize_scalar
-
         best = np.inf
-        for lo, hi in self._pieces():
+        for lo, hi in self.front_pieces():
             t = np.linspace(lo, hi, _ARCLENGTH_GRID)
             values = score(self._front_at(t))
             j = int(np.argmin(values))
@@ -329,8 +447,26 @@ class Problem:
             )
         return spacing
 
-    def _pieces(self) -> list[tuple[float, float]]:
-        raise NotImplementedError
+    def front_pieces(self) -> tuple[tuple[float, float], ...]:
+        """The intervals of the front's parameter t that the true front is made of.
+
+        Two-objective problems describe their front as a curve :math:`F(t)`, with
+        t as each problem's docstring defines it (for ZDT, :math:`t = x_1 = f_1`);
+        along t, :math:`f_1` rises and :math:`f_2` falls. The pieces are sorted,
+        one per connected part of the front (five for ZDT3). :meth:`pareto_front`,
+        :meth:`front_distance` and :meth:`preference_points` read the front from
+        them.
+
+        Raises:
+            NotImplementedError: when the problem does not describe its front so
+                (DTLZ2, a surface; a problem without a known front).
+
+        Example:
+            >>> from paretomtl.problems import get_problem
+            >>> get_problem("zdt1").front_pieces()
+            ((0.0, 1.0),)
+        """
+        raise NotImplementedError(f"{self!r} does not describe its front by parameter intervals")
 
     def _front_at(self, t: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -341,7 +477,7 @@ class Problem:
     def _parameters(self, n: int, spacing: str | None) -> np.ndarray:
         """Front parameters of n points spread over the pieces (two objectives)."""
         spacing = self._check_spacing(spacing)
-        pieces = self._pieces()
+        pieces = self.front_pieces()
         if spacing == "parameter":
             grids = [np.array([lo, hi]) for lo, hi in pieces]
             lengths = [np.array([0.0, hi - lo]) for lo, hi in pieces]

@@ -45,6 +45,9 @@ class DTLZ2(Problem):
     :math:`\phi`) in that rectangle is an even spread on the octant, as the
     spherical Fibonacci lattice is on the whole sphere.
 
+    :meth:`preference_points` has the closed form :math:`F = (1/r) / \|1/r\|`: the
+    point of the sphere where :math:`r_i f_i` is the same for every i.
+
     Args:
         n_var: n >= 3, the number of variables (default 12: k = 10).
 
@@ -58,6 +61,8 @@ class DTLZ2(Problem):
         >>> front = problem.pareto_front(100)
         >>> np.allclose(np.linalg.norm(front, axis=1), 1.0)
         True
+        >>> problem.preference_points([[1.0, 1.0, 2.0]]).round(4)
+        array([[0.6667, 0.6667, 0.3333]])
     """
 
     name = "dtlz2"
@@ -140,6 +145,11 @@ class DTLZ2(Problem):
         vertex = np.eye(self.n_obj)[np.argmax(P, axis=1)]
         Q = np.where(norm > 0, plus / np.where(norm > 0, norm, 1.0), vertex)
         return np.linalg.norm(P - Q, axis=1)
+
+    def _preference_points(self, R: np.ndarray) -> np.ndarray:
+        # On the unit sphere, r_i f_i equal means f proportional to 1/r.
+        inv = 1.0 / R
+        return inv / np.linalg.norm(inv, axis=1, keepdims=True)
 
     def _front_at(self, t: np.ndarray) -> np.ndarray:
         return self._u(np.asarray(t, dtype=np.float64))[0]

@@ -131,8 +131,8 @@ class ConvexQuadratic(Problem):
     def _hvp(self, X: np.ndarray, V: np.ndarray) -> np.ndarray:
         return np.einsum("ikl,nl->nik", self.hessians, V)
 
-    def _pieces(self) -> list[tuple[float, float]]:
-        return [(0.0, 1.0)]
+    def front_pieces(self) -> tuple[tuple[float, float], ...]:
+        return ((0.0, 1.0),)
 
     def _set_at(self, t: np.ndarray) -> np.ndarray:
         lam = np.asarray(t, dtype=np.float64)[:, None]

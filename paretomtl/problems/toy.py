@@ -76,8 +76,8 @@ class ParetoMTLToy(Problem):
         Dv = np.einsum("nid,nd->ni", D, V)
         return 2.0 * np.exp(-q)[:, :, None] * (V[:, None, :] - 2.0 * Dv[:, :, None] * D)
 
-    def _pieces(self) -> list[tuple[float, float]]:
-        return [(0.0, 1.0)]
+    def front_pieces(self) -> tuple[tuple[float, float], ...]:
+        return ((0.0, 1.0),)
 
     def _front_at(self, t: np.ndarray) -> np.ndarray:
         t = np.asarray(t, dtype=np.float64)

@@ -69,8 +69,8 @@ class _ZDT(Problem):
         H[:, 1, 1:] = (self._c * (p1g * v1 + pgg * cv))[:, None]
         return H
 
-    def _pieces(self) -> list[tuple[float, float]]:
-        return [(0.0, 1.0)]
+    def front_pieces(self) -> tuple[tuple[float, float], ...]:
+        return ((0.0, 1.0),)
 
     def _front_at(self, t: np.ndarray) -> np.ndarray:
         t = np.asarray(t, dtype=np.float64)
@@ -231,8 +231,8 @@ class ZDT3(_ZDT):
         """
         return _zdt3_pieces()
 
-    def _pieces(self) -> list[tuple[float, float]]:
-        return list(self.pieces())
+    def front_pieces(self) -> tuple[tuple[float, float], ...]:
+        return self.pieces()
 
 
 def _h3(x: float) -> float:

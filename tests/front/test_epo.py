@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from paretomtl.front import epo_search, preference_points, simplex_rays, trace
+from paretomtl.front.epo import epo_pass
 from paretomtl.problems import DTLZ2, ZDT1, ZDT2, ConvexQuadratic, ParetoMTLToy
 
 PROBLEMS = {
@@ -97,3 +98,10 @@ def test_dtlz2_points_are_the_exact_preference_points_vertex_rays_included():
     out = traced("dtlz2")
     exact = preference_points(DTLZ2(n_var=12), out.rays)
     np.testing.assert_allclose(out.points, exact, atol=1e-6)
+
+
+def test_the_pass_alone_stops_at_a_weakly_pareto_point_of_an_end_ray():
+    p, x0 = ZDT1(n_var=5), np.full(5, 0.5)
+    np.testing.assert_array_equal(epo_pass(p, [1.0, 0.0], x0).values, [0.0, 5.5])
+    np.testing.assert_allclose(epo_search(p, [1.0, 0.0], x0).values, [0.0, 1.0], atol=1e-12)
+    np.testing.assert_array_equal(epo_search(p, [0.3, 0.7], x0).x, epo_pass(p, [0.3, 0.7], x0).x)

@@ -13,6 +13,7 @@ from paretomtl.front import (
     tchebycheff,
     trace,
 )
+from paretomtl.front.scalarization import linear_pass, smooth_tchebycheff_pass, tchebycheff_pass
 from paretomtl.problems import DTLZ2, ZDT1, ZDT2, ConvexQuadratic, ParetoMTLToy
 
 PROBLEMS = {
@@ -99,27 +100,6 @@ def test_three_objectives_dtlz2():
     np.testing.assert_allclose(rf, rf[:, :1] * np.ones(3), rtol=1e-5)
 
 
-def test_reproducible_with_a_seed():
-    problem = ZDT1(n_var=8)
-    for method in METHODS:
-        a = trace(problem, method, RAYS, seed=7)
-        b = trace(problem, method, RAYS, seed=7)
-        np.testing.assert_array_equal(a.xs, b.xs)
-        np.testing.assert_array_equal(a.points, b.points)
-    c = trace(problem, "linear", RAYS, seed=8)
-    assert not np.array_equal(trace(problem, "linear", RAYS, seed=7).xs, c.xs)
-    gen = trace(problem, "stch", RAYS, seed=np.random.default_rng(7))
-    np.testing.assert_array_equal(gen.xs, trace(problem, "stch", RAYS, seed=7).xs)
-
-
-def test_given_starts():
-    problem = ZDT2(n_var=5)
-    x0 = np.full(5, 0.5)
-    one = trace(problem, "tchebycheff", RAYS[:3], x0=x0)
-    each = trace(problem, "tchebycheff", RAYS[:3], x0=np.tile(x0, (3, 1)))
-    np.testing.assert_array_equal(one.points, each.points)
-
-
 @pytest.mark.parametrize(
     ("call", "match"),
     [
@@ -157,6 +137,25 @@ def test_end_rays_find_the_ends_of_the_front(problem, method):
         # the lifted ray (1, 1e-8) lands within about sqrt(1e-8) of the end
         np.testing.assert_allclose(out.points[k], end, atol=1e-3)
         assert out.stationarity[k] < 1e-12
+
+
+@pytest.mark.parametrize(
+    ("single_pass", "method"),
+    [
+        (linear_pass, linear_scalarization),
+        (smooth_tchebycheff_pass, smooth_tchebycheff),
+        (tchebycheff_pass, tchebycheff),
+    ],
+)
+def test_a_pass_alone_stops_at_a_weakly_pareto_point_of_an_end_ray(single_pass, method):
+    p, x0 = ZDT1(n_var=5), np.full(5, 0.5)
+    # f1 alone: x1 = 0, the distance variables untouched, f2 = g = 1 + 9/4 * 2
+    np.testing.assert_array_equal(single_pass(p, [1.0, 0.0], x0).values, [0.0, 5.5])
+    np.testing.assert_allclose(method(p, [1.0, 0.0], x0).values, [0.0, 1.0], atol=1e-12)
+    # with every r_i > 0 the method is its pass
+    np.testing.assert_array_equal(method(p, [0.3, 0.7], x0).x, single_pass(p, [0.3, 0.7], x0).x)
+    with pytest.raises(ValueError, match="x0"):  # a pass starts where it is told
+        single_pass(p, [0.5, 0.5], None)
 
 
 def test_end_rays_of_dtlz2_lie_on_the_sphere():

@@ -101,6 +101,62 @@ def test_batch_matches_single_points(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_hvp_batch_matches_single_points(name):
+    p = small(name)
+    X = interior_points(p, 3, seed=6)
+    V = np.random.default_rng(7).normal(size=X.shape)
+    H = p.hvp_batch(X, V)
+    assert H.shape == (3, p.n_obj, p.n_var)
+    for k in range(3):
+        np.testing.assert_array_equal(H[k], p.hvp(X[k], V[k]))
+    with pytest.raises(ValueError, match=r"^V must have the shape of X"):
+        p.hvp_batch(X, V[:2])
+    with pytest.raises(ValueError, match=r"^X\[\(0, 0\)\] = .* outside the box"):
+        p.hvp_batch(X - 2.0 * (p.upper - p.lower), V)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_preference_points_are_on_the_front_and_meet_their_preference(name):
+    p = small(name)
+    R = np.random.default_rng(8).uniform(0.1, 1.0, size=(6, p.n_obj))
+    F = p.preference_points(R)
+    assert F.shape == R.shape
+    np.testing.assert_allclose(p.front_distance(F), 0.0, atol=1e-8)
+    P = R * (F - p.ideal_point)
+    meets = np.isclose(P, P[:, :1], rtol=1e-10, atol=0.0).all(axis=1)
+    assert meets.all() or name == "zdt3"  # ZDT3's rays may fall in a gap of its front
+    with pytest.raises(ValueError, match=r"rays must be finite and > 0.*row 0"):
+        p.preference_points(np.eye(p.n_obj))  # zeros: lift them first
+    with pytest.raises(ValueError, match=r"rays must have shape"):
+        p.preference_points(np.ones(p.n_obj))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_front_pieces_are_sorted_and_disjoint(name):
+    p = small(name)
+    if p.n_obj != 2:
+        with pytest.raises(NotImplementedError, match="parameter intervals"):
+            p.front_pieces()
+        return
+    pieces = np.array(p.front_pieces())
+    assert pieces.ndim == 2 and pieces.shape[1] == 2
+    assert (pieces[:, 0] < pieces[:, 1]).all() and (pieces[1:, 0] >= pieces[:-1, 1]).all()
+
+
+def test_a_problem_without_a_known_front_has_no_preference_points():
+    class Bare(Problem):
+        name = "bare"
+
+        def __init__(self):
+            super().__init__(2, 2, 0.0, 1.0)
+
+    with pytest.raises(NotImplementedError):
+        Bare().front_pieces()
+    with pytest.raises(NotImplementedError):
+        Bare().preference_points([[1.0, 1.0]])
+
+
+@pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("n_points", [1, 2, 5, 200])
 def test_front_is_nondominated_and_the_set_maps_onto_it(name, n_points):
     p = small(name)

@@ -1,0 +1,215 @@
+r"""The descent iterations of the scalarisations, in the box.
+
+- :func:`max_fraction`: the box-capped step, shared with EPO. A trial step
+  :math:`x + a\,p` goes at most to the first bound of the box it meets
+  (:math:`a \le 1`), which then becomes active; coordinates already at a bound do
+  not cap it (the direction must not push them out, and the trial point is
+  clipped to the box against rounding).
+- :func:`projected_descent`: projected Newton or gradient steps, capped so, with
+  Armijo backtracking, for the smooth scalarisations.
+- :func:`minimax_descent`: exact min-max steps
+  (:func:`paretomtl.front._minimax.box_minimax_step`) for Tchebycheff's max.
+
+The scalarisations' docs (:mod:`paretomtl.front.scalarization` and its
+:func:`~paretomtl.front.tchebycheff`) describe both iterations, their acceptance
+and stopping rules, and why they are built so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from paretomtl.front._minimax import box_minimax_step
+from paretomtl.front.stationarity import active_bounds
+
+_SIGMA = 0.5  # Armijo's sufficient-decrease fraction (the descent lemma's)
+_T_MAX = 1e8  # largest trial step
+_T_MIN = 1e-20  # smallest trial step before giving up
+_ROUNDING = 1e-6  # relative stationarity accepted when rounding stops the line search
+_SIGMA_NEWTON = 1e-4  # Armijo's fraction for Newton steps (1/2 is their exact decrease)
+_NEWTON_MIN = 1e-6  # smallest Newton step fraction tried before a gradient step
+
+
+def _weighted(weights: np.ndarray, jacobian: np.ndarray) -> np.ndarray:
+    on = weights > 0
+    return weights[on] @ jacobian[on]
+
+
+def max_fraction(x, p, lo, hi, at_bound) -> float:
+    """Largest a <= 1 with x + a p in the box, ignoring coordinates already at a bound."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        room = np.where(p > 0, (hi - x) / p, np.where(p < 0, (lo - x) / p, np.inf))
+    room[at_bound] = np.inf
+    return float(min(1.0, room.min()))
+
+
+def _scale(weights: np.ndarray, jacobian: np.ndarray) -> float:
+    """sum_i w_i ||grad f_i||: the gradient scale the stopping test is relative to."""
+    on = weights > 0
+    scale = float(weights[on] @ np.linalg.norm(jacobian[on], axis=1))
+    return max(scale, np.finfo(float).tiny)
+
+
+def hessian_columns(problem, x: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """(k, n_obj, n_var): the Hessian-vector products of every objective with e_j, j in cols."""
+    V = np.zeros((len(cols), problem.n_var))
+    V[np.arange(len(cols)), cols] = 1.0
+    return problem.hvp_batch(np.repeat(x[None, :], len(cols), axis=0), V)
+
+
+def _newton_direction(hessian, x, values, jacobian, weights, grad, at_lower, at_upper):
+    """Bertsekas' projected Newton direction on the free coordinates, or None.
+
+    Free: not at a bound that the gradient pushes against. The reduced Hessian is
+    shifted by 1e-10 of its largest diagonal entry; where it is still not positive
+    definite, its eigenvalues are replaced by their magnitudes. None when the
+    Hessian cannot be formed (then the caller takes a gradient step).
+    """
+    free = ~((at_lower & (grad > 0)) | (at_upper & (grad < 0)))
+    idx = np.flatnonzero(free)
+    if not len(idx):
+        return None
+    try:
+        H = hessian(x, values, jacobian, weights, idx)
+    except ValueError:  # e.g. ZDT's Hessian is unbounded at x_1 = 0
+        return None
+    if not np.isfinite(H).all():
+        return None
+    H = 0.5 * (H + H.T)
+    # A relative shift lets positive semi-definite Hessians through (ZDT's g is linear
+    # in x_2..x_n: flat directions, along which the step runs to the box).
+    H[np.diag_indices_from(H)] += 1e-10 * max(float(np.abs(np.diagonal(H)).max()), 1e-300)
+    d = np.zeros_like(x)
+    try:
+        L = np.linalg.cholesky(H)
+        d[idx] = -np.linalg.solve(L.T, np.linalg.solve(L, grad[idx]))
+    except np.linalg.LinAlgError:
+        # Indefinite (ZDT3's x1 sin(10 pi x1), a concave front's end): Newton with
+        # the eigenvalues' magnitudes, still a descent direction and still scaled
+        # by the curvature.
+        w, V = np.linalg.eigh(H)
+        w = np.maximum(np.abs(w), 1e-10 * max(float(np.abs(w).max()), 1e-300))
+        d[idx] = -V @ ((V.T @ grad[idx]) / w)
+    if not np.isfinite(d).all() or grad @ d >= 0:
+        return None
+    return d
+
+
+def projected_descent(
+    problem,
+    scalarize: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    x: np.ndarray,
+    max_iter: int,
+    tol: float,
+    hessian: Callable | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, int, bool]:
+    """Projected Newton where the reduced Hessian is positive definite, else projected
+    gradient; steps capped at the box, Armijo backtracking."""
+    lo, hi = problem.lower, problem.upper
+    if not getattr(problem, "has_hvp", False):
+        hessian = None
+    values, jacobian = problem.evaluate(x)
+    phi, weights = scalarize(values)
+    grad = _weighted(weights, jacobian)
+    if not np.isfinite(grad).all():
+        raise ValueError("the scalarised gradient is not finite at x0; start elsewhere")
+    scale, t = _scale(weights, jacobian), 1.0
+    for it in range(max_iter):
+        at_lower, at_upper = active_bounds(problem, x, 1e-12)
+        p = -grad
+        p[(at_lower & (p < 0)) | (at_upper & (p > 0))] = 0.0  # the projected gradient
+        ratio = float(np.linalg.norm(p)) / max(scale, _scale(weights, jacobian))
+        if ratio <= tol:
+            return x, values, jacobian, phi, it, True
+        if hessian is not None:
+            d = _newton_direction(hessian, x, values, jacobian, weights, grad, at_lower, at_upper)
+            newton = d is not None
+            u = 1.0
+            while newton and u >= _NEWTON_MIN:
+                alpha = max_fraction(x, u * d, lo, hi, at_lower | at_upper)
+                trial = np.clip(x + alpha * u * d, lo, hi)
+                step = trial - x
+                if not step.any():
+                    break
+                v_new, j_new = problem.evaluate(trial)
+                phi_new, w_new = scalarize(v_new)
+                if phi_new <= phi + _SIGMA_NEWTON * (grad @ step):
+                    g_new = _weighted(w_new, j_new)
+                    if np.isfinite(g_new).all():
+                        x, values, jacobian, phi = trial, v_new, j_new, phi_new
+                        weights, grad = w_new, g_new
+                        break
+                u *= 0.5
+            else:
+                newton = False
+            if newton and u >= _NEWTON_MIN and step.any():
+                continue
+        t = min(2.0 * t, _T_MAX)
+        while True:
+            alpha = max_fraction(x, t * p, lo, hi, at_lower | at_upper)
+            trial = np.clip(x + alpha * t * p, lo, hi)
+            step = trial - x
+            if not step.any():  # nothing left to gain at this precision
+                return x, values, jacobian, phi, it, ratio <= _ROUNDING
+            v_new, j_new = problem.evaluate(trial)
+            phi_new, w_new = scalarize(v_new)
+            if phi_new <= phi + _SIGMA * (grad @ step):
+                g_new = _weighted(w_new, j_new)
+                if np.isfinite(g_new).all():
+                    break
+            t *= 0.5
+            if t < _T_MIN:
+                return x, values, jacobian, phi, it, ratio <= _ROUNDING
+        x, values, jacobian, phi, weights, grad = trial, v_new, j_new, phi_new, w_new, g_new
+    return x, values, jacobian, phi, max_iter, False
+
+
+def _max_term(values: np.ndarray, r: np.ndarray, z: np.ndarray) -> float:
+    on = r > 0
+    return float(np.max(r[on] * (values[on] - z[on])))
+
+
+def minimax_descent(problem, r, z, x, max_iter, tol):
+    """Min-max steps on max_{r_i > 0} r_i (f_i - z_i) from x (Tchebycheff's iteration).
+
+    Returns ``(x, values, jacobian, objective, iterations, converged)``.
+    """
+    lo, hi = problem.lower, problem.upper
+    on = r > 0
+    values, jacobian = problem.evaluate(x)
+    phi = _max_term(values, r, z)
+    scale = None
+    t, converged, it = 1.0, False, 0
+    for it in range(max_iter):  # noqa: B007 - the count is reported
+        B = r[on, None] * jacobian[on]
+        if not np.isfinite(B).all():
+            raise ValueError("a preferred objective has a non-finite gradient at the iterate")
+        a = r[on] * (values[on] - z[on])
+        if scale is None:
+            scale = max(float(np.linalg.norm(B, axis=1).max()), np.finfo(float).tiny)
+        d, lam = box_minimax_step(B, a, 1.0, lo - x, hi - x)
+        ratio = float(np.linalg.norm(d)) / max(scale, _scale(lam, B))
+        if ratio <= tol:
+            converged = True
+            break
+        t = min(2.0 * t, _T_MAX)
+        while t >= _T_MIN:
+            d, lam = box_minimax_step(B, a, t, lo - x, hi - x)
+            trial = np.clip(x + d, lo, hi)
+            if not (trial - x).any():
+                t = 0.0
+                break
+            v_new, j_new = problem.evaluate(trial)
+            phi_new = _max_term(v_new, r, z)
+            if phi_new <= phi - _SIGMA * (d @ d) / t and np.isfinite(j_new[on]).all():
+                break
+            t *= 0.5
+        if t < _T_MIN:
+            converged = ratio <= _ROUNDING
+            break
+        x, values, jacobian, phi = trial, v_new, j_new, phi_new
+    else:
+        it = max_iter
+    return x, values, jacobian, phi, it, converged
