@@ -1,19 +1,17 @@
-"""The command line: trace and demo outputs, the methods list, the descent demo, errors."""
+"""The trace and demo commands: points, indicators and plot files; optional extras missing."""
 
 import csv
 import importlib.util
 import json
 import math
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from paretomtl import demo
-from paretomtl.__main__ import main
+from paretomtl.cli import demo, main
+from paretomtl.cli.trace import prepare
 from paretomtl.front import available_front_methods
-from paretomtl.solvers import available
 
 HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 HAS_MOOCORE = importlib.util.find_spec("moocore") is not None
@@ -121,81 +119,10 @@ def test_without_matplotlib_the_plot_is_skipped(tmp_path, monkeypatch, capsys):
     assert "skipped (matplotlib missing: pip install 'paretomtl[plot]')" in capsys.readouterr().out
 
 
-def test_methods_lists_solvers_and_front_methods(capsys):
-    assert main(["methods"]) == 0
-    text = capsys.readouterr().out
-    solvers_at = text.index("Gradient solvers")
-    front_at = text.index("Front methods")
-    assert solvers_at < front_at
-    for name in available():
-        assert name in text[solvers_at:front_at]
-    for name in available_front_methods():
-        assert name in text[front_at:]
-    assert "mgda" in text[solvers_at:front_at] and "tchebycheff" in text[front_at:]
-    assert "Bowman 1976" in text[front_at:]  # with their papers
-
-
-def test_descent_writes_points_summary_and_plot(tmp_path, capsys):
-    out = tmp_path / "descent"
-    assert main(["descent", "--out", str(out), "--starts", "2", "--steps", "30"]) == 0
-    summary = json.loads((out / "summary.json").read_text())
-    assert set(summary["methods"]) == {"mgda", "pareto-step", "pcgrad", "sum"}
-    lines = (out / "points.csv").read_text().strip().splitlines()
-    assert len(lines) == 1 + 2 * 4  # header, 2 starts x 4 methods
-    if HAS_MATPLOTLIB:
-        assert (out / "front.png").stat().st_size > 1000
-    assert "plot:" in capsys.readouterr().out
-
-
-def _blocked(tmp_path):
-    blocker = tmp_path / "file"
-    blocker.write_text("")
-    return str(blocker / "x")
-
-
-BAD = {
-    "unknown problem": (["trace", "--problem", "nope"], "available: convex-quadratic"),
-    "unknown method": (["trace", "--method", "nope"], "tchebycheff"),
-    "no rays": (["trace", "--rays", "0"], "--rays must be at least 1"),
-    "negative rays": (["demo", "--rays", "-3"], "--rays must be at least 1"),
-    "no lattice size": (["trace", "--problem", "dtlz2", "--rays", "16"], "15 and 21"),
-    "bad n_var": (["trace", "--problem", "dtlz2", "--n-var", "2"], "n_var"),
-    "negative seed": (["trace", "--seed", "-1"], "--seed"),
-    "unwritable out": (["trace", "--n-var", "4", "--out", None], "cannot write to --out"),
-    "descent steps": (["descent", "--steps", "0"], "--steps"),
-    "descent out": (["descent", "--out", None], "cannot write to --out"),
-}
-
-
-@pytest.mark.parametrize("case", list(BAD))
-def test_bad_arguments_exit_2_with_one_line(case, tmp_path, capsys):
-    args, expected = BAD[case]
-    args = [_blocked(tmp_path) if a is None else a for a in args]
-    if "--out" not in args:
-        args += ["--out", str(tmp_path / "out")]
-    assert main(args) == 2
-    captured = capsys.readouterr()
-    err = captured.err
-    assert err.startswith("error: ") and "Traceback" not in err
-    assert len(err.strip().splitlines()) == 1
-    assert expected in err
-    assert captured.out == ""
-    if case != "unwritable out":  # nothing ran, nothing written
-        assert not (tmp_path / "out").exists()
-
-
-def test_bad_arguments_from_a_shell(tmp_path):
-    for args in (["trace", "--problem", "nope"], ["trace", "--out", _blocked(tmp_path)]):
-        proc = subprocess.run(
-            [sys.executable, "-m", "paretomtl", *args], capture_output=True, text=True
-        )
-        assert proc.returncode == 2
-        assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
-        assert len(proc.stderr.strip().splitlines()) == 1
-
-
-def test_usage_errors_exit_2(capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(["trace", "--rays", "many"])
-    assert exc.value.code == 2
-    assert "Traceback" not in capsys.readouterr().err
+@pytest.mark.parametrize(("problem", "rays"), [("zdt1", 0), ("zdt1", -3), ("dtlz2", 16)])
+def test_prepare_reports_the_ray_check_of_simplex_rays(problem, rays):
+    """The ray count is checked by simplex_rays alone; prepare names the option."""
+    with pytest.raises(ValueError, match=rf"^--rays {rays}: ") as exc:
+        prepare(problem, "epo", rays, n_var=5)
+    if rays == 16:  # the nearest lattice sizes for three objectives
+        assert "15" in str(exc.value) and "21" in str(exc.value)
