@@ -1,18 +1,27 @@
-"""A registry of test problems by name, for the front methods and the command line."""
+"""The registry of test problems, a :class:`paretomtl._registry.Registry` like every family's.
+
+One kind: ``"problem"`` (a :class:`Problem` subclass; its ``paper`` and the first line
+of its docstring are the entry's paper and summary).
+"""
 
 from __future__ import annotations
 
+from paretomtl._registry import Registry
 from paretomtl.problems._base import Problem
 
-_PROBLEMS: dict[str, type[Problem]] = {}
+REGISTRY = Registry("paretomtl.problems", kinds=("problem",), what="problem")
 
 
 def register_problem(cls: type[Problem]) -> type[Problem]:
-    """Class decorator adding a :class:`Problem` subclass under its ``name``."""
-    if not cls.name or cls.name in _PROBLEMS:
-        raise ValueError(f"problem name {cls.name!r} is empty or already registered")
-    _PROBLEMS[cls.name] = cls
-    return cls
+    """Class decorator adding a :class:`Problem` subclass under its ``name``.
+
+    Example:
+        >>> from paretomtl.problems import ZDT1, available_problems
+        >>> "zdt1" in available_problems() and ZDT1.name == "zdt1"
+        True
+    """
+    summary = (cls.__doc__ or "").strip().partition("\n")[0]
+    return REGISTRY.register(cls.name, kind="problem", paper=cls.paper, summary=summary)(cls)
 
 
 def available_problems() -> tuple[str, ...]:
@@ -23,7 +32,7 @@ def available_problems() -> tuple[str, ...]:
         >>> available_problems()
         ('convex-quadratic', 'dtlz2', 'paretomtl-toy', 'zdt1', 'zdt2', 'zdt3')
     """
-    return tuple(sorted(_PROBLEMS))
+    return REGISTRY.available()
 
 
 def get_problem(name: str, **options: object) -> Problem:
@@ -37,7 +46,4 @@ def get_problem(name: str, **options: object) -> Problem:
         >>> get_problem("ZDT1", n_var=10)
         ZDT1(n_var=10)
     """
-    key = name.lower().replace("_", "-") if isinstance(name, str) else name
-    if key not in _PROBLEMS:
-        raise ValueError(f"unknown problem {name!r}; available: {', '.join(available_problems())}")
-    return _PROBLEMS[key](**options)
+    return REGISTRY.get(name)(**options)
