@@ -27,7 +27,7 @@ class UncertaintyWeightingLoss(torch.nn.Module):
         >>> from paretomtl.adapters.torch import UncertaintyWeightingLoss
         >>> uw = UncertaintyWeightingLoss(2, task_types=("regression", "classification"))
         >>> total = uw([torch.tensor(2.0), torch.tensor(1.0)])  # s = 0: 0.5 * 2 + 1 * 1
-        >>> float(total)
+        >>> float(total.detach())
         2.0
     """
 
