@@ -9,7 +9,9 @@
 - ``descent``: the founding gradient solvers descending the Pareto MTL toy problem.
 
 Bad arguments and unwritable output paths end with a one-line ``error: ...`` on
-stderr and exit code 2, never a traceback. The library never imports this package.
+stderr and exit code 2, never a traceback. Outputs are written all at once
+(:mod:`paretomtl.cli.output`): a run that fails leaves its folder as it was. The
+library never imports this package.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from paretomtl.cli import demo, methods, trace
+from paretomtl.cli import demo, methods, output, trace
 
 
 def _cmd_trace(args: argparse.Namespace) -> int:
@@ -28,7 +30,7 @@ def _cmd_trace(args: argparse.Namespace) -> int:
         args.problem,
         args.method,
         args.rays,
-        Path(args.out),
+        output.output_folder(args.out),
         seed=args.seed,
         n_var=args.n_var,
         progress=trace.ProgressBar(f"{args.method} on {args.problem}"),
@@ -40,8 +42,7 @@ def _cmd_trace(args: argparse.Namespace) -> int:
 def _cmd_descent(args: argparse.Namespace) -> int:
     if args.starts < 1 or args.steps < 1:
         raise ValueError("--starts and --steps must be at least 1")
-    out = Path(args.out)
-    trace.check_writable(out)
+    out = output.output_folder(args.out)
     demo.report_descent(demo.descent(out, starts=args.starts, steps=args.steps), out)
     return 0
 

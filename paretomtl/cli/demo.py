@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from paretomtl import solvers
+from paretomtl.cli.output import staged
 from paretomtl.cli.trace import PLOT_NOTE, trace_to_folder
 from paretomtl.problems import get_problem
 
@@ -67,8 +68,16 @@ def run(out: Path | str = OUT, *, progress: object = None) -> dict:
 def descent(
     out: Path, *, starts: int = 8, steps: int = 150, lr: float = 0.2, seed: int = 0
 ) -> dict:
-    """Run the descent demo; write ``points.csv``, ``summary.json`` and ``front.png`` into out."""
-    out.mkdir(parents=True, exist_ok=True)
+    """Run the descent demo; write ``points.csv``, ``summary.json`` and ``front.png`` into
+    out (all at once, when every file is written: :func:`paretomtl.cli.output.staged`)."""
+    with staged(out, ("points.csv", "summary.json", "front.png")) as stage:
+        summary = _descent(stage, starts, steps, lr, seed)
+    if summary["plot"] is not None:
+        summary["plot"] = str(out / "front.png")
+    return summary
+
+
+def _descent(out: Path, starts: int, steps: int, lr: float, seed: int) -> dict:
     problem = get_problem("paretomtl-toy", n_var=2)
     rng = np.random.default_rng(seed)
     x0s = rng.uniform(problem.lower, problem.upper, size=(starts, 2))

@@ -33,7 +33,9 @@ from typing import TextIO
 
 import numpy as np
 
-from paretomtl.front import front_method_info, simplex_rays, trace
+from paretomtl.cli.output import check_writable as check_writable  # re-exported
+from paretomtl.cli.output import staged
+from paretomtl.front import TraceResult, front_method_info, simplex_rays, trace
 from paretomtl.indicators import gd, hypervolume, igd, igd_plus
 from paretomtl.problems import Problem, get_problem
 
@@ -42,6 +44,7 @@ FRONT_SAMPLE_2D = 1000  # true-front points for two objectives
 FRONT_SAMPLE_ND = 10_000  # ... and for three or more
 INDICATORS_NOTE = "indicators need moocore: pip install 'paretomtl[indicators]'"
 PLOT_NOTE = "matplotlib missing: pip install 'paretomtl[plot]'"
+OUTPUTS = ("points.csv", "indicators.json", "front.png")  # what a trace writes
 
 
 class ProgressBar:
@@ -91,17 +94,6 @@ class ProgressBar:
             self._quarter = quarter
             self.stream.write(f"{self.label} {done:>{n + 2}}/{total} ({100 * done // total}%)\n")
             self.stream.flush()
-
-
-def check_writable(out: Path) -> None:
-    """Create the folder ``out`` and check a file can be written in it (else ValueError)."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise ValueError(f"cannot write to --out {out}: {exc.strerror or exc}") from exc
 
 
 def prepare(
@@ -203,15 +195,40 @@ def trace_to_folder(
         (4, 4, 0.126)
     """
     prob, name, R = prepare(problem, method, rays, n_var)
-    check_writable(out)
-    tic = time.perf_counter()
-    result = trace(prob, name, R, seed=seed, progress=progress)
-    seconds = time.perf_counter() - tic
-    front = true_front(prob)
-    m = prob.n_obj
+    with staged(out, OUTPUTS) as stage:
+        tic = time.perf_counter()
+        result = trace(prob, name, R, seed=seed, progress=progress)
+        seconds = time.perf_counter() - tic
+        front = true_front(prob)
+        write_points(stage / "points.csv", result)
+        summary = {
+            "problem": prob.name,
+            "n_var": prob.n_var,
+            "n_obj": prob.n_obj,
+            "method": name,
+            "rays": len(R),
+            "seed": seed,
+            "seconds": seconds,
+            "n_points": len(result.points),
+            "converged": int(np.count_nonzero(result.converged)),
+            "reference_point": [REFERENCE] * prob.n_obj,
+            "true_front_points": len(front),
+            **indicators(result.points, front, prob),
+        }
+        (stage / "indicators.json").write_text(json.dumps(summary, indent=2) + "\n")
+        plot = plot_front(stage / "front.png", prob, result.points, result.converged, front, name)
+    return {
+        **summary,
+        "points": str(out / "points.csv"),
+        "indicators": str(out / "indicators.json"),
+        "plot": None if plot is None else str(out / "front.png"),
+    }
 
-    points_csv = out / "points.csv"
-    with open(points_csv, "w", newline="") as fh:
+
+def write_points(path: Path, result: TraceResult) -> None:
+    """``points.csv``: per point its ray, objective values, stationarity, convergence."""
+    m = result.points.shape[1]
+    with open(path, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(
             [f"r{i + 1}" for i in range(m)]
@@ -229,30 +246,6 @@ def trace_to_folder(
                     int(result.iterations[k]),
                 ]
             )
-
-    summary = {
-        "problem": prob.name,
-        "n_var": prob.n_var,
-        "n_obj": m,
-        "method": name,
-        "rays": len(R),
-        "seed": seed,
-        "seconds": seconds,
-        "n_points": len(result.points),
-        "converged": int(np.count_nonzero(result.converged)),
-        "reference_point": [REFERENCE] * m,
-        "true_front_points": len(front),
-        **indicators(result.points, front, prob),
-    }
-    indicators_json = out / "indicators.json"
-    indicators_json.write_text(json.dumps(summary, indent=2) + "\n")
-    plot = plot_front(out / "front.png", prob, result.points, result.converged, front, name)
-    return {
-        **summary,
-        "points": str(points_csv),
-        "indicators": str(indicators_json),
-        "plot": plot,
-    }
 
 
 def _fmt(value: float | None, spec: str, scale: float = 1.0) -> str:
