@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -63,30 +64,48 @@ def _cosines(G: np.ndarray) -> np.ndarray:
     return np.clip(C, -1.0, 1.0)
 
 
-def _as_param_list(params: Iterable[torch.Tensor], name: str) -> list[torch.Tensor]:
+def _as_param_list(
+    params: Iterable[torch.Tensor], name: str, *, skip_frozen: bool = False
+) -> list[torch.Tensor]:
+    """The tensors of ``params``, each once; with ``skip_frozen`` those that do not
+    require grad are left out, as torch's backward leaves them (else refused)."""
     if isinstance(params, torch.Tensor):
         params = [params]
     out = list(params)
     if not out:
         raise ValueError(f"{name} is empty; pass the parameters (or tensors) to differentiate")
+    seen: dict[int, int] = {}
     for i, p in enumerate(out):
         if not isinstance(p, torch.Tensor):
             raise TypeError(f"{name}[{i}] is a {type(p).__name__}, not a torch.Tensor")
-        if not p.requires_grad:
+        if id(p) in seen:
+            raise ValueError(
+                f"{name}[{i}] appears more than once (first as {name}[{seen[id(p)]}]); "
+                f"its gradient would be added twice: pass each tensor once"
+            )
+        seen[id(p)] = i
+        if not p.requires_grad and not skip_frozen:
             raise ValueError(f"{name}[{i}] does not require grad")
-    return out
+    live = [p for p in out if p.requires_grad]
+    if not live:
+        raise ValueError(f"no {name} requires grad: every tensor of {name} is frozen")
+    return live
 
 
 class Aggregator:
     """A paretomtl method in a PyTorch training loop, kept between steps.
 
     Gradient methods (``mgda``, ``pareto-step``, ``pcgrad``, ...) get the per-task
-    gradients of the shared parameters, form their Gram matrix in float64 on the
-    device (a sum of per-tensor products, never a flattened K x M copy), solve for the
+    gradients of the shared parameters, form their Gram matrix on the device,
+    accumulated in float64 (a sum of per-tensor products, never a flattened K x M
+    copy; see ``gram_precision``), solve for the
     weights on the CPU (K x K numbers cross over), and write ``sum_i w_i g_i`` into
     the shared parameters' ``.grad`` on the device, accumulating like autograd.
     Task-specific parameters (found by walking the autograd graph, or given) get
-    their ordinary gradients from one backward of ``sum(losses)``.
+    their ordinary gradients from one backward of ``sum(losses)``. Shared parameters
+    that do not require grad are skipped, as torch's backward skips them; one listed
+    twice is refused. A task whose gradient at the shared parameters is zero (its
+    loss does not reach them) is named in a RuntimeWarning, once.
 
     Loss weightings (``dwa``, ``uncertainty``, ``live-loss``, ... and ``gradnorm``)
     need no per-task Jacobian: they weight the losses and run one ordinary backward
@@ -131,10 +150,14 @@ class Aggregator:
             their constructor's arguments).
         num_tasks: K, to build a stateful method's object at once (otherwise at the
             first step).
-        gram_precision: ``"float64"`` (default: low-precision gradients are widened to
-            float64 block by block, exact to float64 rounding) or ``"blockwise"``
-            (float32 products over 4096-column blocks, TF32 off, summed in float64:
-            about 1e-7 relative, no float64 copy; 4x faster on this CPU).
+        gram_precision: ``"blockwise"`` (default: float32 products over 4096-column
+            blocks, TF32 off, summed in float64; about 1e-7 relative, the size of
+            the error that gradients computed in float32 already carry, and 2-3x
+            faster than ``"float64"`` on the benchmark CPU) or ``"float64"``
+            (low-precision gradients widened to float64 block by block: exact to
+            float64 rounding, which shows where the combined direction is much
+            shorter than the task gradients, near a Pareto-stationary point).
+            float64 gradients are exact either way.
         track_conflicts: True (or a dict of ``ConflictTracker`` options, e.g.
             ``{"beta1": 0.99}``) to track the pairwise cosines' moving averages and
             report them in ``info.conflicts`` (gradient methods only).
@@ -161,7 +184,7 @@ class Aggregator:
         options: dict | None = None,
         num_tasks: int | None = None,
         track_conflicts: bool | dict = False,
-        gram_precision: str = "float64",
+        gram_precision: str = "blockwise",
     ) -> None:
         if gram_precision not in PRECISIONS:
             raise ValueError(f"gram_precision must be one of {PRECISIONS}; got {gram_precision!r}")
@@ -191,6 +214,8 @@ class Aggregator:
         self._method = self.route.build(num_tasks) if fixed_or_known else None
         self._tracker = None
         self.steps = 0
+        self._unreached: set[int] = set()  # tasks already warned about (a zero gradient)
+        self._jacobian_buffers: dict = {}  # CPU Jacobian memory reused between steps
 
     # -- state -------------------------------------------------------------------
     def reset(self) -> None:
@@ -285,7 +310,7 @@ class Aggregator:
                 raise ValueError(f"losses[{i}] (task {i}) must be a scalar tensor")
             if not loss.requires_grad:
                 raise ValueError(f"losses[{i}] (task {i}) does not require grad")
-        shared = _as_param_list(shared_params, "shared_params")
+        shared = _as_param_list(shared_params, "shared_params", skip_frozen=True)
         scale = 1.0
         if scaler is not None:
             scale = float(scaler.get_scale()) if scaler.is_enabled() else 1.0
@@ -329,32 +354,42 @@ class Aggregator:
         self, method, losses, values, shared, features, task_params, scale, scaler, retain_graph
     ) -> StepInfo:
         K = len(losses)
-        if self.mode == "representation":
+        representation = self.mode == "representation"
+        if representation:
             if features is None:
                 raise ValueError("mode='representation' needs features= (the shared z)")
             inputs = _as_param_list(
                 [features] if isinstance(features, torch.Tensor) else features, "features"
             )
-            jac = per_task_grads(losses, inputs, "autograd")
         else:
             inputs = shared
-            jac = per_task_grads(losses, inputs, self.mode)
+        # Task-specific parameters: one ordinary backward of the summed losses, later.
+        if task_params is None:
+            exclude = {id(t) for t in shared} | {id(t) for t in inputs}
+            task_list = [t for t in graph_leaves(losses) if id(t) not in exclude]
+        else:
+            task_list = list(task_params)
+        # Free the graph with the last per-task backward when nothing else needs it.
+        keep = retain_graph or bool(task_list) or representation
+        mode = "autograd" if representation else self.mode
+        jac = per_task_grads(losses, inputs, mode, self._jacobian_buffers, retain_graph=keep)
+        if representation:
+            for i, J in enumerate(jac):
+                if J is None:
+                    raise ValueError(
+                        f"features[{i}] is not on the path of any loss: no loss depends on "
+                        f"it, so the trunk would get no gradient; pass the shared features "
+                        f"the heads are computed from"
+                    )
         G = gram_matrix(jac, K, self.gram_precision)
         bad = ~np.isfinite(np.diagonal(G))
         if bad.any() or not np.isfinite(G).all():
             i = int(np.flatnonzero(bad)[0]) if bad.any() else 0
             return self._non_finite(f"gradient of task {i} has NaN or Inf", shared, scaler, values)
+        self._warn_unreached(np.diagonal(G), "the shared features" if representation else None)
         G_unscaled = G / (scale * scale)
         result = self.route.solve(method, G_unscaled, values)
         weights = result.weights
-        # Task-specific parameters: one ordinary backward of the summed losses.
-        if task_params is None:
-            exclude = {id(t) for t in shared}
-            if features is not None and self.mode == "representation":
-                exclude |= {id(t) for t in inputs}
-            task_list = [t for t in graph_leaves(losses) if id(t) not in exclude]
-        else:
-            task_list = list(task_params)
         if self.mode == "representation":
             combined = [
                 None
@@ -365,11 +400,10 @@ class Aggregator:
                 for J in jac
             ]
             pairs = [(z, d) for z, d in zip(inputs, combined, strict=True) if d is not None]
-            trunk = [p for p in shared if p.requires_grad]
             torch.autograd.backward(
                 [z for z, _ in pairs],
                 grad_tensors=[d for _, d in pairs],
-                inputs=trunk,
+                inputs=shared,
                 retain_graph=True if task_list else retain_graph,
             )
         else:
@@ -395,6 +429,21 @@ class Aggregator:
             result=result,
             conflicts=conflicts,
         )
+
+    def _warn_unreached(self, norms_squared: np.ndarray, where: str | None) -> None:
+        """A RuntimeWarning, once per task, for a task whose shared gradient is zero."""
+        for i in np.flatnonzero(norms_squared == 0):
+            if int(i) in self._unreached:
+                continue
+            self._unreached.add(int(i))
+            warnings.warn(
+                f"paretomtl: task {i} has a zero gradient at {where or 'the shared parameters'}"
+                f" (its loss does not depend on them, or is exactly stationary): {self.method}"
+                f" may weight it so that the shared parameters stop training; check that "
+                f"task {i}'s head is computed from the shared trunk",
+                RuntimeWarning,
+                stacklevel=4,
+            )
 
     def _loss_step(self, method, losses, values, shared, layer, scale, scaler, retain_graph):
         K = len(losses)
@@ -434,7 +483,7 @@ def backward(
     seed: int | np.random.Generator | None = None,
     retain_graph: bool = False,
     options: dict | None = None,
-    gram_precision: str = "float64",
+    gram_precision: str = "blockwise",
 ) -> StepInfo:
     """One aggregated backward in place of ``sum(losses).backward()``.
 

@@ -21,15 +21,33 @@ _CHUNK_DEFAULT = 1 << 22
 
 
 def per_task_grads(
-    losses: Sequence[torch.Tensor], inputs: Sequence[torch.Tensor], mode: str
+    losses: Sequence[torch.Tensor],
+    inputs: Sequence[torch.Tensor],
+    mode: str,
+    buffers: dict | None = None,
+    *,
+    retain_graph: bool = True,
 ) -> list[torch.Tensor | None]:
     """Jacobian of the K losses w.r.t. ``inputs``: one (K, *x.shape) tensor per input.
 
     ``mode="autograd"`` calls ``torch.autograd.grad`` once per task (retaining the
-    graph); ``"batched"`` makes one call with ``is_grads_batched=True`` (vmap over
-    the identity's rows) and falls back to the per-task loop, with a warning saying
-    why, when the model's operations do not support batching. The graph is retained
-    in both cases; the caller frees it with its last backward.
+    graph) and copies each task's gradients into their rows as soon as they exist,
+    so that the peak is the Jacobian plus one task's gradients; ``"batched"`` makes
+    one call with ``is_grads_batched=True`` (vmap over the identity's rows) and falls
+    back to the per-task loop, with a warning saying why, when the model's operations
+    do not support batching. The graph is retained in both cases unless
+    ``retain_graph=False``, which frees it with the last per-task backward (when the
+    caller runs no other backward through it).
+
+    ``buffers``: a dict kept by the caller between calls. The per-task loop then
+    writes CPU Jacobians into the tensors it left there last time (same shape and
+    dtype) instead of new ones, and the next call overwrites them. On the CPU, memory
+    of a Jacobian's size goes back to the operating system when freed, so a new
+    Jacobian every step is fresh memory that costs a page fault per 4 KiB touched:
+    for issue 11's 25 MB Jacobian on the 2-core benchmark machine, 6,100 faults and
+    5-10 ms a step (10-14% of the step of the K backward passes alone), against
+    400 faults with the buffers. GPU tensors are never kept (the caching allocator
+    reuses their memory).
     """
     K = len(losses)
     if mode == "batched":
@@ -41,11 +59,18 @@ def per_task_grads(
                 list(inputs),
                 grad_outputs=eye,
                 is_grads_batched=True,
-                retain_graph=True,
+                retain_graph=retain_graph,
                 allow_unused=True,
             )
             return list(grads)
         except RuntimeError as exc:
+            if not retain_graph:  # part of the graph may be freed: no fallback possible
+                raise RuntimeError(
+                    "paretomtl: batched per-task gradients failed for this model "
+                    f"({str(exc).splitlines()[0][:200]}), and the graph was not kept for "
+                    "the per-task fallback (no task-specific parameters, retain_graph "
+                    "False): use mode='autograd' for this model"
+                ) from exc
             warnings.warn(
                 "paretomtl: batched per-task gradients failed for this model "
                 f"({str(exc).splitlines()[0][:200]}); falling back to one backward per "
@@ -53,22 +78,40 @@ def per_task_grads(
                 RuntimeWarning,
                 stacklevel=3,
             )
-    rows: list[list[torch.Tensor | None]] = []
-    for loss in losses:
-        rows.append(
-            list(torch.autograd.grad(loss, list(inputs), retain_graph=True, allow_unused=True))
-        )
-    jac: list[torch.Tensor | None] = []
-    for p_idx, x in enumerate(inputs):
-        column = [row[p_idx] for row in rows]
-        for row in rows:
-            row[p_idx] = None  # each per-task gradient lives until its stack only
-        if all(g is None for g in column):
-            jac.append(None)
-        else:
-            jac.append(torch.stack([torch.zeros_like(x) if g is None else g for g in column]))
-        del column
+    if buffers is not None:
+        for index in [i for i in buffers if i >= len(inputs)]:
+            del buffers[index]
+    jac: list[torch.Tensor | None] = [None] * len(inputs)
+    unwritten = [set(range(K)) for _ in inputs]
+    for i, loss in enumerate(losses):
+        keep = retain_graph or i < K - 1
+        grads = torch.autograd.grad(loss, list(inputs), retain_graph=keep, allow_unused=True)
+        for index, g in enumerate(grads):
+            if g is None:
+                continue
+            if jac[index] is None:
+                jac[index] = _jacobian_tensor(buffers, index, (K, *g.shape), g)
+            jac[index][i].copy_(g)
+            unwritten[index].discard(i)
+        del grads  # the next task's gradients reuse this memory
+    for J, rows in zip(jac, unwritten, strict=True):
+        if J is not None:
+            for i in rows:
+                J[i].zero_()  # a task that does not reach this input
     return jac
+
+
+def _jacobian_tensor(
+    buffers: dict | None, index: int, shape: tuple[int, ...], like: torch.Tensor
+) -> torch.Tensor:
+    """An uninitialised tensor of ``shape`` with ``like``'s dtype and device, taken
+    from ``buffers[index]`` when that fits (and left there for the next call)."""
+    if buffers is None or like.device.type != "cpu":
+        return like.new_empty(shape)
+    held = buffers.get(index)
+    if held is None or held.shape != shape or held.dtype != like.dtype:
+        held = buffers[index] = like.new_empty(shape)
+    return held
 
 
 PRECISIONS = ("float64", "blockwise")
@@ -86,15 +129,19 @@ def gram_matrix(
     ``precision="float64"`` (default) converts low-precision blocks (float32, float16,
     bfloat16) to float64 a block of columns at a time, so neither TF32 nor
     half-precision products reach the solver: exact to float64 rounding.
-    ``"blockwise"`` multiplies in float32 (16-bit input is widened to float32 first;
-    TF32 is switched off for the call) over blocks of 4096 columns with one batched
-    product, and sums the per-block K x K results in float64: no float64 copy of the
-    Jacobian, at a relative error of about 1e-7 (4e-6 at worst). One K x K matrix per
-    device crosses to the CPU.
+    ``"blockwise"`` (the adapter's default) multiplies in float32 (16-bit input is
+    widened to float32 a block of columns at a time; TF32 is switched off for the
+    call) over blocks of 4096 columns with one batched product, and sums the
+    per-block K x K results in float64: no float64 copy of the Jacobian, at a relative
+    error of about 1e-7 (4e-6 at worst). One K x K matrix per device crosses to the
+    CPU.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}; got {precision!r}")
     per_device: dict[torch.device, torch.Tensor] = {}
+    # One float64 block per device, reused by every block of every parameter (a new one
+    # per block was a fresh allocation each time: page faults on every block on the CPU).
+    scratch: dict[torch.device, torch.Tensor] = {}
     for J in jac:
         if J is None:
             continue
@@ -109,8 +156,14 @@ def gram_matrix(
             acc += _blockwise_gram(flat)
         else:
             chunk = _CHUNK.get(flat.device.type, _CHUNK_DEFAULT)
+            width = min(chunk, flat.shape[1])
+            buf = scratch.get(flat.device)
+            if buf is None or buf.shape[1] < width:
+                buf = scratch[flat.device] = flat.new_empty((num_tasks, width), dtype=torch.float64)
             for start in range(0, flat.shape[1], chunk):
-                block = flat[:, start : start + chunk].to(torch.float64)
+                part = flat[:, start : start + chunk]
+                block = buf[:, : part.shape[1]]
+                block.copy_(part)
                 acc += block @ block.T
     G = np.zeros((num_tasks, num_tasks))
     for acc in per_device.values():
@@ -122,10 +175,15 @@ def accumulate_combination(
     params: Sequence[torch.Tensor], jac: Sequence[torch.Tensor | None], weights: np.ndarray
 ) -> None:
     """``p.grad += sum_i weights_i J_p[i]`` on each parameter's device (like autograd)."""
+    # One copy of the weights per device and dtype, not one (a transfer) per parameter.
+    copies: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
     for p, J in zip(params, jac, strict=True):
         if J is None:
             continue
-        w = torch.as_tensor(weights, dtype=J.dtype, device=J.device)
+        w = copies.get((J.dtype, J.device))
+        if w is None:
+            w = torch.as_tensor(weights, dtype=J.dtype, device=J.device)
+            copies[J.dtype, J.device] = w
         d = torch.tensordot(w, J, dims=1).to(p.dtype)
         if p.grad is None:
             p.grad = d
@@ -164,7 +222,13 @@ def graph_leaves(roots: Sequence[torch.Tensor]) -> list[torch.Tensor]:
 def _blockwise_gram(flat: torch.Tensor) -> torch.Tensor:
     """sum over 4096-column blocks of (block @ block.T in float32), in float64."""
     if flat.dtype != torch.float32:
-        flat = flat.to(torch.float32)
+        # Widened a chunk at a time (a multiple of the block: the same blocks), not
+        # as a float32 copy of the whole Jacobian.
+        chunk = _CHUNK.get(flat.device.type, _CHUNK_DEFAULT)
+        return sum(
+            _blockwise_gram(flat[:, start : start + chunk].to(torch.float32))
+            for start in range(0, flat.shape[1], chunk)
+        )
     K, n = flat.shape
     full = (n // _BLOCK) * _BLOCK
     out = torch.zeros(K, K, dtype=torch.float64, device=flat.device)
