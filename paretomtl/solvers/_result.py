@@ -15,7 +15,12 @@ class SolverResult:
         weights: (K,) float64 combination weights; the direction is ``weights @ grads``.
         direction: (M,) combined gradient when ``grads`` was given, else None. Its dtype
             is that of ``grads`` (float32 for float16 input).
-        gram: the K x K float64 Gram matrix the weights were computed from.
+        gram: the K x K float64 Gram matrix the weights were computed from: the one
+            passed as ``gram``, else ``grads @ grads.T``; where float64 cannot hold
+            that (gradient norms beyond about 1e154, or below about 1e-154), the Gram
+            matrix of ``2**gram_exponent * grads``, which gives the same weights to
+            every method that computes it this way (each is invariant to a common
+            positive scale of the gradients).
         method: registry name of the method and algorithm, e.g. ``"mgda/exact"``.
         iterations: iterations of an iterative or active-set algorithm (0 if none).
         converged: False when an iteration cap stopped the algorithm first.
@@ -24,6 +29,17 @@ class SolverResult:
         kkt_residual: largest violation of the method's optimality conditions, relative
             to ``max_i G_ii`` (NaN where the method is not an optimisation problem).
         extras: method-specific diagnostics (e.g. PCGrad's number of projections).
+        gram_exponent: 0, or the power of two the gradients were multiplied by to
+            form ``gram`` (see ``gram``); ``objective`` is then on that scale too.
+
+    Example:
+        >>> import numpy as np
+        >>> from paretomtl.solvers import mgda
+        >>> res = mgda(np.array([[1e200, 0.0], [0.0, 1e200]]))
+        >>> res.weights, res.gram_exponent  # (1e200)**2 overflows: gram is 2**-665 grads'
+        (array([0.5, 0.5]), -665)
+        >>> bool(np.isclose(np.sqrt(res.gram[0, 0]), 1e200 * 2.0**-665))
+        True
     """
 
     weights: np.ndarray
@@ -35,6 +51,7 @@ class SolverResult:
     objective: float = float("nan")
     kkt_residual: float = float("nan")
     extras: dict = field(default_factory=dict)
+    gram_exponent: int = 0
 
     def __repr__(self) -> str:
         w = np.array2string(self.weights, precision=4, separator=", ")

@@ -13,16 +13,21 @@ from typing import NamedTuple
 
 import numpy as np
 
+from paretomtl._checks import check_choice, check_count, check_real
 from paretomtl._kernels.simplex_qp import (
     STATUS_MAX_ITER,
     frank_wolfe,
     kkt_residual,
     solve_exact,
 )
+from paretomtl.solvers._input import Prepared, combine, unscaled_gram
+from paretomtl.solvers._result import SolverResult
 
 # KKT residual (relative to max_i G_ii) under which a stalled exact solve counts as
 # converged: the certificate, not the path, decides.
 _KKT_ACCEPT = 1e-9
+# Largest iteration cap passed to the compiled kernels (int64 counters).
+_MAX_ITER_CAP = 2**62
 
 
 class Solution(NamedTuple):
@@ -31,6 +36,70 @@ class Solution(NamedTuple):
     converged: bool
     objective: float
     kkt_residual: float
+
+
+def check_options(
+    method: object, tol: object, max_iter: object, methods: tuple, iterative: tuple
+) -> tuple[str, float | None, int | None]:
+    """``(method, tol, max_iter)`` checked: ``method`` one of ``methods``; ``tol`` None
+    or in [0, 1) (relative to max_i G_ii: a duality gap or multiplier violation of 1
+    accepts any point); ``max_iter`` None or an int from 1 to 2**62; the last two only with a
+    method in ``iterative`` (the others would ignore them).
+
+    Example:
+        >>> from paretomtl.solvers._simplex import check_options
+        >>> check_options("exact", 1e-9, 50, ("exact", "cvxpy"), ("exact",))
+        ('exact', 1e-09, 50)
+        >>> check_options("exact", float("nan"), None, ("exact",), ("exact",))
+        Traceback (most recent call last):
+        ...
+        ValueError: tol must lie in [0, 1); got nan
+    """
+    check_choice(method, "method", methods)
+    for name, value in (("tol", tol), ("max_iter", max_iter)):
+        if value is not None and method not in iterative:
+            routes = " and ".join(repr(m) for m in iterative)
+            raise ValueError(
+                f"{name} is used by method={routes} only; method={method!r} would ignore "
+                f"it: leave {name}=None (got {value!r})"
+            )
+    if tol is not None:
+        tol = check_real(tol, "tol", low=0.0, high=1.0, high_open=True)
+    if max_iter is not None:
+        max_iter = check_count(max_iter, "max_iter", minimum=1)
+        if max_iter > _MAX_ITER_CAP:  # the kernels count in int64
+            raise ValueError(f"max_iter must be an integer from 1 to 2**62; got {max_iter!r}")
+    return method, tol, max_iter
+
+
+def to_result(p: Prepared, sol: Solution, method: str, extras: dict | None = None):
+    """The :class:`SolverResult` of a solution computed on ``p.gram``: the Gram matrix
+    and the objective reported on the gradients' own scale when float64 holds it.
+
+    Example:
+        >>> import numpy as np
+        >>> from paretomtl.solvers._input import prepare_scaled
+        >>> from paretomtl.solvers._simplex import solve, to_result
+        >>> p = prepare_scaled(np.array([[1e200, 0.0], [0.0, 1e200]]), None)
+        >>> to_result(p, solve(p.gram, None, "exact"), "mgda/exact").gram_exponent
+        -665
+    """
+    G, exponent = unscaled_gram(p.gram, p.exponent)
+    objective = sol.objective
+    if exponent != p.exponent:
+        objective = float(np.ldexp(objective, 2 * (exponent - p.exponent)))
+    return SolverResult(
+        weights=sol.weights,
+        direction=combine(sol.weights, p.grads),
+        gram=G,
+        method=method,
+        iterations=sol.iterations,
+        converged=sol.converged,
+        objective=objective,
+        kkt_residual=sol.kkt_residual,
+        extras=extras or {},
+        gram_exponent=exponent,
+    )
 
 
 def _finish(G: np.ndarray, Gs: np.ndarray, w: np.ndarray, c: np.ndarray, it: int, conv: bool):

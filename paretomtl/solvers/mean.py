@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from paretomtl.solvers._input import combine, prepare
+from paretomtl.solvers._input import combine, prepare_scaled, unscaled_gram
 from paretomtl.solvers._registry import register
 from paretomtl.solvers._result import SolverResult
 
@@ -27,7 +27,10 @@ def mean(grads: object = None, *, gram: object = None) -> SolverResult:
     weighting, with weights 1 instead of 1/K). It ignores every conflict: the
     baseline the other methods are measured against. ``kkt_residual`` reports how
     far d is from a common descent direction, :math:`\max(0, -\min_i \langle g_i,
-    d\rangle) / \max_i G_{ii}` (0 when every task's loss decreases along -d).
+    d\rangle) / \max_i G_{ii}` (0 when every task's loss decreases along -d). Both
+    are invariant to a common positive scale of the gradients (the direction scales
+    with it), at any scale: gradients whose Gram matrix over- or underflows float64
+    are multiplied by a power of two first (``gram_exponent``).
 
     Args:
         grads: K x M task gradients, one per row.
@@ -42,15 +45,17 @@ def mean(grads: object = None, *, gram: object = None) -> SolverResult:
         >>> mean(np.array([[1.0, 0.0], [-1.0, 2.0]])).direction
         array([0., 1.])
     """
-    J, G = prepare(grads, gram)
-    K = G.shape[0]
+    p = prepare_scaled(grads, gram)
+    K = p.gram.shape[0]
     weights = np.full(K, 1.0 / K)
-    scale = float(np.diagonal(G).max())
-    conflict = max(0.0, -float((G @ weights).min()))
+    scale = float(np.diagonal(p.gram).max())
+    conflict = max(0.0, -float((p.gram @ weights).min()))
+    G, exponent = unscaled_gram(p.gram, p.exponent)
     return SolverResult(
         weights=weights,
-        direction=combine(weights, J),
+        direction=combine(weights, p.grads),
         gram=G,
         method="mean",
         kkt_residual=conflict / scale if scale > 0 else 0.0,
+        gram_exponent=exponent,
     )

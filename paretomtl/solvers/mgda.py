@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from paretomtl.solvers import _simplex
-from paretomtl.solvers._input import combine, prepare
+from paretomtl.solvers._input import prepare_scaled
 from paretomtl.solvers._registry import register
 from paretomtl.solvers._result import SolverResult
 
@@ -50,9 +50,13 @@ def mgda(
       active-set method that ends at the exact optimum up to rounding (with an
       exchange step for near-duplicate gradients and iterative refinement).
     - ``"frank-wolfe"``: Frank-Wolfe with exact line search from the uniform
-      weights, as in Sener & Koltun's code; stops when the duality gap
-      :math:`v - \min_i (Gw)_i` falls below ``tol`` (default 1e-6, relative to
-      :math:`\max_i G_{ii}`) or after ``max_iter`` (default 250) iterations.
+      weights; stops when the duality gap :math:`v - \min_i (Gw)_i` falls below
+      ``tol`` (default 1e-6, relative to :math:`\max_i G_{ii}`) or after
+      ``max_iter`` (default 250) iterations. Sener & Koltun's code
+      (``MinNormSolver.find_min_norm_element_FW``) differs: it starts from the best
+      pair's two-task min-norm point, stops when the weights change by less than
+      1e-5 in L1, and its 250-iteration cap never acts (its counter is never
+      incremented); their training script uses the projected-gradient variant.
     - ``"cvxpy"``: cvxpy's default QP solver (reference; needs ``paretomtl[cvxpy]``).
 
     Degenerate input: zero gradients give the uniform weights over the zero rows
@@ -60,14 +64,27 @@ def mgda(
     Identical gradients have many optimal weightings; the direction and ``G w`` are
     unique, the weights are one optimum. The argmin is invariant to a common positive
     scale of the gradients (not to per-task scales), so G is divided by its largest
-    diagonal entry before solving: norms from 1e-30 to 1e30 are fine.
+    diagonal entry before solving, and gradients whose Gram matrix over- or
+    underflows float64 (norms beyond about 1e±154) are multiplied by a power of two
+    first (exact; ``gram_exponent`` says which): any common scale gives the same
+    weights, bit for bit, wherever the scaled gradients are exact. Gradients shorter
+    than about 1e-135 of the longest count as zero next to it.
 
     Args:
         grads: K x M array of task gradients, one per row (float16/32/64).
         gram: K x K Gram matrix ``grads @ grads.T``, instead of or besides ``grads``.
         method: ``"exact"``, ``"frank-wolfe"`` or ``"cvxpy"``.
-        tol: optimality tolerance of the iterative routes (relative to max_i G_ii).
-        max_iter: iteration cap of the iterative routes.
+        tol: optimality tolerance of ``"exact"`` and ``"frank-wolfe"``, in [0, 1)
+            (relative to max_i G_ii); None for the route's default.
+        max_iter: iteration cap of ``"exact"`` and ``"frank-wolfe"``, an int >= 1;
+            None for the route's default.
+
+    Raises:
+        ValueError: for an unknown ``method``, ``tol`` outside [0, 1) or NaN,
+            ``max_iter`` not an int >= 1, either given with ``method="cvxpy"``
+            (which would ignore it), bad ``grads`` or ``gram``, or a ``gram`` that
+            is not ``grads @ grads.T`` (when both are given).
+        TypeError: for a ``tol`` that is not a real number, or non-real input.
 
     Returns:
         SolverResult with ``weights``, ``direction`` (None without ``grads``),
@@ -83,20 +100,12 @@ def mgda(
         >>> res.direction
         array([0.8, 0.4])
     """
-    if method not in _METHODS:
-        raise ValueError(f"method must be one of {_METHODS}; got {method!r}")
-    J, G = prepare(grads, gram)
-    sol = _simplex.solve(G, None, method, tol=tol, max_iter=max_iter)
-    return SolverResult(
-        weights=sol.weights,
-        direction=combine(sol.weights, J),
-        gram=G,
-        method=f"mgda/{method}",
-        iterations=sol.iterations,
-        converged=sol.converged,
-        objective=sol.objective,
-        kkt_residual=sol.kkt_residual,
+    method, tol, max_iter = _simplex.check_options(
+        method, tol, max_iter, _METHODS, ("exact", "frank-wolfe")
     )
+    p = prepare_scaled(grads, gram)
+    sol = _simplex.solve(p.gram, None, method, tol=tol, max_iter=max_iter)
+    return _simplex.to_result(p, sol, f"mgda/{method}")
 
 
 def mgda_weights(gram: np.ndarray, *, method: str = "exact") -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from paretomtl.solvers import _simplex
-from paretomtl.solvers._input import combine, prepare
+from paretomtl.solvers._input import prepare_scaled
 from paretomtl.solvers._registry import register
 from paretomtl.solvers._result import SolverResult
 
@@ -13,7 +13,19 @@ _METHODS = ("exact", "pe-ltr", "cvxpy")
 
 
 def _as_lower_bounds(lower_bounds: object, K: int) -> np.ndarray:
-    c = np.asarray(lower_bounds, dtype=np.float64)
+    try:
+        arr = np.asarray(lower_bounds)
+    except ValueError:  # ragged nesting
+        raise ValueError(
+            f"lower_bounds must be a scalar or have one entry per task (shape ({K},)); "
+            f"got {lower_bounds!r}"
+        ) from None
+    if arr.dtype.kind not in "iuf":
+        raise TypeError(
+            f"lower_bounds must be a real number or {K} real numbers, one per task; got "
+            f"{lower_bounds!r} (dtype {arr.dtype})"
+        )
+    c = arr.astype(np.float64)
     if c.ndim == 0:
         c = np.full(K, float(c))
     if c.shape != (K,):
@@ -29,7 +41,8 @@ def _as_lower_bounds(lower_bounds: object, K: int) -> np.ndarray:
             f"lower_bounds must be >= 0; lower_bounds[{i}] = {c[i]:g}. "
             f"Weights are non-negative and sum to 1"
         )
-    total = float(c.sum())
+    with np.errstate(over="ignore"):  # huge bounds: the sum is inf, still > 1
+        total = float(c.sum())
     if total > 1.0 + 1e-12:
         raise ValueError(
             f"lower_bounds sum to {total:g} > 1: no weights w >= lower_bounds sum to 1. "
@@ -130,15 +143,25 @@ def pareto_step(
         gram: K x K Gram matrix, instead of or besides ``grads``.
         lower_bounds: c, a scalar or one bound per task; ``c >= 0``, ``sum c <= 1``.
         method: ``"exact"``, ``"pe-ltr"`` or ``"cvxpy"``.
-        tol, max_iter: tolerance and iteration cap of the exact active-set method.
+        tol, max_iter: tolerance (in [0, 1), relative to max_i G_ii) and iteration
+            cap (an int >= 1) of the exact active-set method; None for its defaults.
+            The other routes do not use them and refuse them.
 
     Returns:
         SolverResult with ``weights`` (>= c, summing to 1), ``direction``,
         ``objective`` = :math:`w^\top G w` and ``kkt_residual``.
 
+    Like MGDA, the answer is invariant to a common positive scale of the gradients,
+    and gradients whose Gram matrix over- or underflows float64 are multiplied by a
+    power of two first (``gram_exponent``).
+
     Raises:
-        ValueError: if ``lower_bounds`` has the wrong length, is negative, or sums
-            past 1 (no feasible weights).
+        ValueError: if ``lower_bounds`` has the wrong length, is negative, NaN, or
+            sums past 1 (no feasible weights); for an unknown ``method``, ``tol``
+            outside [0, 1), ``max_iter`` not an int >= 1, either of them with a
+            route other than ``"exact"``; bad ``grads``/``gram``, or a ``gram``
+            that is not ``grads @ grads.T``.
+        TypeError: if ``lower_bounds`` or ``tol`` is not made of real numbers.
 
     Example:
         >>> import numpy as np
@@ -149,9 +172,9 @@ def pareto_step(
         >>> pareto_step(grads, lower_bounds=[0.0, 0.3]).weights.round(3)
         array([0.7, 0.3])
     """
-    if method not in _METHODS:
-        raise ValueError(f"method must be one of {_METHODS}; got {method!r}")
-    J, G = prepare(grads, gram)
+    method, tol, max_iter = _simplex.check_options(method, tol, max_iter, _METHODS, ("exact",))
+    p = prepare_scaled(grads, gram)
+    G = p.gram
     c = _as_lower_bounds(lower_bounds, G.shape[0])
     if method == "pe-ltr":
         scale = float(np.max(np.diagonal(G)))
@@ -162,14 +185,4 @@ def pareto_step(
             sol = _simplex.solve(G, c, "exact")
     else:
         sol = _simplex.solve(G, c, method, tol=tol, max_iter=max_iter)
-    return SolverResult(
-        weights=sol.weights,
-        direction=combine(sol.weights, J),
-        gram=G,
-        method=f"pareto-step/{method}",
-        iterations=sol.iterations,
-        converged=sol.converged,
-        objective=sol.objective,
-        kkt_residual=sol.kkt_residual,
-        extras={"lower_bounds": c},
-    )
+    return _simplex.to_result(p, sol, f"pareto-step/{method}", {"lower_bounds": c})

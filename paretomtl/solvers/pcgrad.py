@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from paretomtl._checks import as_generator, check_choice
 from paretomtl._kernels.pcgrad import pcgrad_coefficients
-from paretomtl.solvers._input import combine, prepare
+from paretomtl.solvers._input import combine, lost_error, prepare_scaled, unscaled_gram
 from paretomtl.solvers._registry import register
 from paretomtl.solvers._result import SolverResult
 
@@ -24,14 +25,7 @@ def task_orders(num_tasks: int, seed: int | np.random.Generator | None) -> np.nd
         >>> task_orders(3, seed=0).shape
         (3, 3)
     """
-    if isinstance(seed, np.random.Generator):
-        rng = seed
-    elif seed is None or isinstance(seed, (int, np.integer)):
-        rng = np.random.default_rng(seed)
-    else:
-        raise TypeError(
-            f"seed must be an int, a numpy Generator or None; got {type(seed).__name__}"
-        )
+    rng = as_generator(seed)
     base = np.tile(np.arange(num_tasks, dtype=np.int64), (num_tasks, 1))
     return rng.permuted(base, axis=1)
 
@@ -75,17 +69,41 @@ def pcgrad(
     on the vectors for the same orders (tested to 1e-10 relative).
 
     As in the authors' code, each order includes i itself (a no-op unless an earlier
-    projection turned :math:`g_i^{PC}` against :math:`g_i`). Zero gradients are never
-    projected on.
+    projection turned :math:`g_i^{PC}` against :math:`g_i`). The random order is the
+    paper's; the authors' TensorFlow code discards the result of its
+    ``tf.random.shuffle``, so its order is in fact fixed (task order).
+
+    No eps. The reference codes differ in the denominator :math:`\|g_j\|^2`: the
+    authors' TensorFlow code (github.com/tianheyu927/PCGrad, ``PCGrad_tf.py``)
+    divides by it with no eps, for every j whether it conflicts or not (a zero
+    gradient makes that 0/0); TorchJD (``torchjd/aggregation/_pcgrad.py``, in Gram
+    space) has no eps either and divides only when the inner product is negative;
+    LibMTL (``LibMTL/weighting/PCGrad.py``) adds ``1e-8`` to it, which leaves part of
+    the conflict unprojected wherever :math:`\|g_j\|^2` is not far above 1e-8
+    (norms of 1e-3 and below) and makes the answer depend on the gradients' scale.
+    Here there is no eps: a zero gradient is never projected on (its inner products
+    are 0, never negative), and the weights are invariant to a common positive scale
+    of the gradients, bit for bit wherever the scaled gradients are exact
+    (gradients whose Gram matrix over- or underflows float64 are multiplied by a
+    power of two first: ``gram_exponent``). A nonzero gradient too short for float64
+    to hold its Gram entries next to the longest one (below about 1e-135 of its
+    norm) raises a ValueError, since its direction would be lost.
 
     Args:
         grads: K x M task gradients, one per row.
         gram: K x K Gram matrix, instead of or besides ``grads``.
-        seed: int or ``numpy.random.Generator`` for the task orders; the same int gives
-            bit-identical results. None draws fresh entropy (not reproducible).
+        seed: int >= 0 or ``numpy.random.Generator`` for the task orders; the same int
+            gives bit-identical results. None draws fresh entropy (not reproducible).
         reduction: ``"sum"`` (default, the paper) or ``"mean"``.
-        orders: explicit K x K integer array of orders (row i a permutation used for
-            task i); overrides ``seed``.
+        orders: explicit K x K integer array of orders (row i a permutation of
+            range(K), used for task i); overrides ``seed`` (which is still checked).
+
+    Raises:
+        ValueError: for an unknown ``reduction``, a negative ``seed``, ``orders`` of
+            the wrong shape or not permutations, bad ``grads``/``gram``, or a ``gram``
+            that is not ``grads @ grads.T``.
+        TypeError: for a ``seed`` that is not an int, Generator or None (bools
+            included), or non-integer ``orders``.
 
     Returns:
         SolverResult with ``weights`` (:math:`A^\top 1`, or its mean), ``direction`` and
@@ -101,32 +119,59 @@ def pcgrad(
         >>> res.extras["projections"]
         2
     """
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}; got {reduction!r}")
-    J, G = prepare(grads, gram)
-    K = G.shape[0]
-    if orders is None:
-        orders = task_orders(K, seed)
-    else:
-        orders = np.asarray(orders)
-        if orders.shape != (K, K) or orders.dtype.kind not in "iu":
-            raise ValueError(f"orders must be a ({K}, {K}) integer array; got {orders.shape}")
-        if not (np.sort(orders, axis=1) == np.arange(K)).all():
-            raise ValueError("orders must hold a permutation of range(K) in every row")
-        orders = orders.astype(np.int64)
-    A, n_proj = pcgrad_coefficients(G, orders, np.ones((K, K), dtype=np.bool_))
-    return coefficient_result(
-        A, J, G, reduction, "pcgrad", {"projections": int(n_proj), "orders": orders}
-    )
+    check_choice(reduction, "reduction", _REDUCTIONS)
+    rng = as_generator(seed) if orders is None or seed is not None else None
+    p = prepare_scaled(grads, gram)
+    if p.lost:
+        raise lost_error(p.lost, "pcgrad")
+    K = p.gram.shape[0]
+    orders = task_orders(K, rng) if orders is None else _as_orders(orders, K)
+    A, n_proj = pcgrad_coefficients(p.gram, orders, np.ones((K, K), dtype=np.bool_))
+    G, exponent = unscaled_gram(p.gram, p.exponent)
+    extras = {"projections": int(n_proj), "orders": orders}
+    return coefficient_result(A, p.grads, G, reduction, "pcgrad", extras, gram_exponent=exponent)
+
+
+def _as_orders(orders: object, K: int) -> np.ndarray:
+    try:
+        arr = np.asarray(orders)
+    except ValueError:  # ragged nesting
+        arr = np.asarray(None)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(
+            f"orders must be a ({K}, {K}) array of integers (row i a permutation of "
+            f"range({K})); got dtype {arr.dtype}"
+        )
+    if arr.shape != (K, K):
+        raise ValueError(f"orders must be a ({K}, {K}) integer array; got shape {arr.shape}")
+    if not (np.sort(arr, axis=1) == np.arange(K)).all():
+        raise ValueError(f"orders must hold a permutation of range({K}) in every row")
+    return arr.astype(np.int64)
 
 
 def coefficient_result(
-    A: np.ndarray, J: np.ndarray | None, G: np.ndarray, reduction: str, name: str, extras: dict
+    A: np.ndarray,
+    J: np.ndarray | None,
+    G: np.ndarray,
+    reduction: str,
+    name: str,
+    extras: dict,
+    *,
+    gram_exponent: int = 0,
 ) -> SolverResult:
     """The result of a method whose modified gradients are the rows of ``A @ J``.
 
     The update is their sum (weights ``A^T 1``) or mean; ``extras`` gains the
-    coefficients. Shared by PCGrad, GradVac and momentum PCGrad.
+    coefficients. ``G`` is the Gram matrix of ``2**gram_exponent * J`` (see
+    :class:`~paretomtl.solvers.SolverResult`). Shared by PCGrad, GradVac and momentum
+    PCGrad.
+
+    Example:
+        >>> import numpy as np
+        >>> from paretomtl.solvers.pcgrad import coefficient_result
+        >>> J = np.array([[1.0, 0.0], [0.0, 1.0]])
+        >>> coefficient_result(np.eye(2), J, J @ J.T, "mean", "demo", {}).direction
+        array([0.5, 0.5])
     """
     weights = A.sum(axis=0)
     if reduction == "mean":
@@ -137,4 +182,5 @@ def coefficient_result(
         gram=G,
         method=f"{name}/{reduction}",
         extras={"coefficients": A, **extras},
+        gram_exponent=gram_exponent,
     )
