@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from paretomtl.solvers._input import combine, prepare
+from paretomtl.solvers._input import combine, lost_error, prepare_scaled, unscaled_gram
 from paretomtl.solvers._registry import register
 from paretomtl.solvers._result import SolverResult
 
@@ -57,29 +57,88 @@ def _check(losses: object, preference: object) -> tuple[np.ndarray, np.ndarray]:
     return l, r
 
 
-def _linprog(c: np.ndarray, A_ub: np.ndarray, b_ub: np.ndarray) -> np.ndarray | None:
-    """max c'a over the simplex with A_ub a >= b_ub (HiGHS); None if infeasible."""
+# HiGHS settings tried in turn: tight tolerances first. On degenerate programs (a zero
+# gradient, nearly parallel rows) HiGHS can end a feasible program with status
+# "unknown", or even "infeasible", under one setting and solve it under another.
+_ATTEMPTS = (
+    {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10},
+    {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10, "presolve": False},
+    {"primal_feasibility_tolerance": 1e-9, "dual_feasibility_tolerance": 1e-9},
+    {},  # HiGHS's defaults
+)
+_FEASIBLE = 1e-9  # accepted violation of a unit constraint row by HiGHS's answer
+
+
+def _linprog(c: np.ndarray, A_ub: np.ndarray, b_ub: np.ndarray) -> tuple[np.ndarray | None, str]:
+    """max c'a over the simplex with A_ub a >= b_ub (HiGHS).
+
+    Returns ``(a, "optimal")`` for the first setting whose answer passes the check
+    below, else ``(None, "infeasible")`` if some setting found the program infeasible,
+    else ``(None, "failed")``.
+    HiGHS's tolerances are absolute, so the cost and every row are scaled to unit
+    size first (neither changes the argmax or the feasible set): with a cost of size
+    1e-18 every vertex is "optimal" to a 1e-10 dual tolerance, and the answer would
+    be HiGHS's starting vertex. Rows that are exactly zero stay as they are. Each
+    answer is checked against the scaled rows before it is accepted.
+    """
     from scipy.optimize import linprog
 
     m = len(c)
+    top = float(np.abs(c).max())
+    if top > 0:
+        c = c / top
     if len(A_ub):  # unit rows: HiGHS's absolute feasibility tolerance becomes relative
         norm = np.abs(A_ub).max(axis=1)
         norm = np.where(norm > 0, norm, 1.0)
         A_ub, b_ub = A_ub / norm[:, None], b_ub / norm
-    res = linprog(
-        -c,
-        A_ub=-A_ub if len(A_ub) else None,
-        b_ub=-b_ub if len(b_ub) else None,
-        A_eq=np.ones((1, m)),
-        b_eq=[1.0],
-        bounds=[(0.0, None)] * m,
-        method="highs",
-        options={"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10},
-    )
-    if res.status != 0:
-        return None
-    a = np.clip(res.x, 0.0, None)
-    return a / a.sum()
+    infeasible = False
+    for options in _ATTEMPTS:
+        res = linprog(
+            -c,
+            A_ub=-A_ub if len(A_ub) else None,
+            b_ub=-b_ub if len(b_ub) else None,
+            A_eq=np.ones((1, m)),
+            b_eq=[1.0],
+            bounds=[(0.0, None)] * m,
+            method="highs",
+            options=options,
+        )
+        infeasible |= res.status == 2
+        if res.status != 0:
+            continue
+        a = np.clip(res.x, 0.0, None)
+        a = a / a.sum()
+        if not len(A_ub) or (A_ub @ a >= b_ub - _FEASIBLE).all():
+            return a, "optimal"
+    return None, "infeasible" if infeasible else "failed"
+
+
+# Safety factor on the first-order rounding bounds of the adjustment a (below): a few
+# ulps of change in a loss, as well as the rounding of l_hat, log and mu, stay under it.
+_ROUNDING_FACTOR = 8.0
+_U = np.finfo(np.float64).eps / 2  # unit roundoff
+
+
+def _rounding_bounds(
+    C: np.ndarray, r: np.ndarray, hat: np.ndarray, mu: float, a: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds on the rounding error of a and of C a, computed from l, r and C.
+
+    a_i = r_i (log(m l_hat_i) - mu) is formed from l_hat = r l / sum(r l), whose entries
+    carry relative errors of about (m + 1) u; log turns them into absolute errors, and
+    mu adds the weighted sum of the same. To first order, with u the unit roundoff,
+
+        |da_i| <= u r_i (2m + 4 + 2 |log(m l_hat_i)| + (m + 1) sum_j l_hat_j |log(m l_hat_j)|
+                         + |mu|),
+
+    times a safety factor; (C a)_j adds m u sum_i |C_ji| |a_i| for the product.
+    """
+    m = len(r)
+    logs = np.abs(np.log(m * np.maximum(hat, _TINY)))
+    da = _ROUNDING_FACTOR * _U * r * (2 * m + 4 + 2 * logs + (m + 1) * float(hat @ logs) + mu)
+    absC = np.abs(C)
+    dCa = absC @ da + m * _U * (absC @ np.abs(a))
+    return da, dCa
 
 
 @register(
@@ -128,8 +187,32 @@ def epo(
     \ge \beta_{MGDA}^\top C \beta_{MGDA} \ge 0`); the restricted descent program
     can be infeasible, and then the relaxed one (the paper's ``relax`` option) is
     solved (``extras["relaxed"]``). They are solved exactly by HiGHS
-    (scipy.optimize.linprog), each constraint row scaled to unit size. At a Pareto
-    stationary point on the preference ray the descent program's optimum is 0.
+    (scipy.optimize.linprog) on :math:`C / \max_{ij} |C_{ij}|`, with the objective
+    and each constraint row scaled to unit size, and each answer is checked against
+    the rows (violations up to 1e-9) before it is used. On degenerate programs
+    HiGHS can stop with status "unknown", or call a feasible program infeasible,
+    under one setting and solve it under another: settings are tried in turn, the
+    restricted program counts as infeasible only when none gives a checked answer,
+    and if the balance or relaxed program gets none the weights are MGDA's, with
+    ``converged`` False. At a Pareto stationary point on the preference ray the
+    descent program's optimum is 0.
+
+    Invariance: both programs are homogeneous in C, and :math:`\hat l` is
+    normalised, so the weights do not change when every gradient is multiplied by
+    one positive number, or every loss is (the authors' code, dbmptr/EPOSearch,
+    shares both); they do change with per-task scales of either, and with the scale
+    of r (the balance rows' right-hand sides are :math:`(Ca)_j`, proportional to r).
+    A power-of-two factor leaves them bit-identical, any other changes them by
+    rounding only; gradients whose Gram matrix float64 cannot hold (norms beyond
+    about 1e±154) are rescaled by a power of two first (``gram_exponent``).
+
+    Rounding: where :math:`r_i l_i` are equal to working precision (each
+    :math:`|a_i|` within a bound on its rounding error, a few ulps of the losses
+    included), a is noise: the losses count as balanced (descent mode, whatever
+    ``eps``), and a row :math:`\beta^\top Ca \ge \ldots` within its rounding
+    bound is satisfied and dropped rather than scaled up to a binding unit row.
+    The weights are then those of the relaxed program, the same for losses a few
+    ulps apart, which the signs of the rounding in a would otherwise decide.
 
     Args:
         grads: K x M task gradients, one per row (or give ``gram``).
@@ -144,7 +227,15 @@ def epo(
         SolverResult with ``weights`` :math:`\beta`, ``direction`` :math:`J^\top\beta`
         (descend along its negative), ``objective`` :math:`\mu`, and ``extras``:
         ``mode`` (``"balance"`` or ``"descent"``), ``relaxed``, ``adjustment`` a,
-        and ``rate`` (the LP's optimal value).
+        ``rate`` (the LP's optimal value, on the scale of ``gram``: see
+        ``gram_exponent``) and ``lp_status`` (``"optimal"``, or
+        ``"failed"`` / ``"infeasible"`` when the MGDA fallback was used; then
+        ``converged`` is False).
+
+    Raises:
+        ValueError: for bad ``losses``, ``preference`` or ``eps``, and for a nonzero
+            gradient too short next to the longest (below about 1e-135 of its norm)
+            for float64 to hold its Gram entries: its constraint would vanish.
 
     Example:
         >>> import numpy as np
@@ -157,7 +248,11 @@ def epo(
     In a PyTorch loop the adapter passes the losses:
     ``Aggregator("epo", options={"preference": r}).backward(losses, params)``.
     """
-    J, C = prepare(grads, gram)
+    p = prepare_scaled(grads, gram)
+    if p.lost:  # a lost row's constraint (C beta)_j >= 0 would vanish unseen
+        raise lost_error(p.lost, "epo")
+    J = p.grads
+    C, exponent = unscaled_gram(p.gram, p.exponent)  # reported, and the rate's scale
     if preference is None:
         preference = np.ones(C.shape[0])
     l, r = _check(losses, preference)
@@ -171,28 +266,41 @@ def epo(
     mu = non_uniformity(l, r)
     a = r * (np.log(K * np.maximum(hat, _TINY)) - mu)
     Ca = C @ a
+    # The programs are homogeneous in C (the weights are invariant to a common scale
+    # of the gradients); solve them on C / max |C_ij| (from the Gram matrix of the
+    # gradients times a power of two, where float64 cannot hold theirs), report the
+    # rate on C.
+    scale = float(np.abs(p.gram).max())
+    Cs = p.gram / scale if scale > 0 else p.gram
+    Cas = Cs @ a
+    da, dCa = _rounding_bounds(Cs, r, hat, mu, a)
+    # r_i l_i equal to working precision: a is rounding noise, and so is C a.
+    balanced = bool((np.abs(a) <= da).all())
+    flat = bool((np.abs(Cas) <= dCa).all())
     relaxed = False
-    if mu > eps:
+    if mu > eps and not balanced:
         mode = "balance"
-        free = Ca > 0
+        free = Cas > 0
         top = rl >= rl.max() * (1 - 1e-12)
         if free.any():
             rows = ~free | top
-            rhs = np.where(top, 0.0, Ca)[rows]
+            rhs = np.where(top, 0.0, Cas)[rows]
         else:
             rows, rhs = np.ones(K, dtype=bool), np.zeros(K)
-        beta = _linprog(Ca, C[rows], rhs)
+        beta, status = _linprog(Cas, Cs[rows], rhs)
         objective_vec = Ca
     else:
         mode = "descent"
-        A = np.vstack([C, Ca[None, :]])
-        b = np.concatenate([np.zeros(K), [min(0.0, float(Ca.max()))]])
-        beta = _linprog(C.sum(axis=0), A, b)
-        relaxed = beta is None
-        if relaxed:  # the restriction can be infeasible: the paper's relaxed program
-            beta = _linprog(C.sum(axis=0), C, np.zeros(K))
+        status = "infeasible"
+        if not flat:  # a restriction row at rounding level is satisfied, not scaled up
+            A = np.vstack([Cs, Cas[None, :]])
+            b = np.concatenate([np.zeros(K), [min(0.0, float(Cas.max()))]])
+            beta, status = _linprog(Cs.sum(axis=0), A, b)
+            relaxed = status == "infeasible"
+        if status == "infeasible":  # the paper's relaxed program (or the row dropped)
+            beta, status = _linprog(Cs.sum(axis=0), Cs, np.zeros(K))
         objective_vec = C.sum(axis=0)
-    if beta is None:  # cannot happen in exact arithmetic: fall back to MGDA's weights
+    if beta is None:  # HiGHS failed on every setting: MGDA's weights, flagged
         from paretomtl.solvers.mgda import mgda
 
         beta = mgda(gram=C).weights
@@ -201,11 +309,14 @@ def epo(
         direction=combine(beta, J),
         gram=C,
         method=f"epo/{mode}",
+        converged=status == "optimal",
         objective=mu,
+        gram_exponent=exponent,
         extras={
             "mode": mode,
             "relaxed": relaxed,
             "adjustment": a,
             "rate": float(objective_vec @ beta),
+            "lp_status": status,
         },
     )

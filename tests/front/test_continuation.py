@@ -116,6 +116,7 @@ def test_exactly_n_points(n_points):
     out = continuation(ZDT2(n_var=5), n_points, seed=1)
     assert out.points.shape == (n_points, 2) and len(out.results) == n_points
     assert out.stationarity.max() < 1e-10
+    assert np.abs(ON_FRONT["zdt2"](out.points)).max() < 1e-8
 
 
 def test_one_point_is_the_start_the_tchebycheff_point_of_the_middle_ray():
@@ -128,6 +129,7 @@ def test_reproducible_with_the_same_seed_and_independent_of_the_start():
     again = continuation(ZDT1(n_var=30), N, seed=0)
     np.testing.assert_array_equal(again.points, traced("zdt1").points)
     np.testing.assert_array_equal(again.xs, traced("zdt1").xs)
+    assert np.abs(ON_FRONT["zdt1"](again.points)).max() < 1e-8
     # another seed, or an explicit x0, traces the same front
     other = continuation(ZDT1(n_var=30), N, seed=7)
     np.testing.assert_allclose(other.points, traced("zdt1").points, atol=1e-6)

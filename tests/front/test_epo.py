@@ -26,10 +26,13 @@ def traced(problem: str):
 
 
 @pytest.mark.parametrize("problem", list(PROBLEMS))
-def test_every_point_is_stationary_and_converged(problem):
+def test_every_point_is_stationary_converged_and_on_the_true_front(problem):
     out = traced(problem)
     assert out.stationarity.max() < 1e-12
     assert out.converged.all()
+    # the distance to the true front (closed form for DTLZ2, else a refined search
+    # along its parametrisation, accurate to about 1e-8)
+    assert PROBLEMS[problem]().front_distance(out.points).max() < 1e-7
 
 
 @pytest.mark.parametrize("problem", list(PROBLEMS))
@@ -40,6 +43,9 @@ def test_interior_rays_meet_their_preference_exactly(problem):
     rf = out.rays[interior] * out.points[interior]
     spread = (rf.max(axis=1) - rf.min(axis=1)) / rf.max(axis=1)
     assert spread.max() < 1e-4
+    # and they are the problem's exact preference points (brentq along the front)
+    exact = preference_points(PROBLEMS[problem](), out.rays[interior])
+    np.testing.assert_allclose(out.points[interior], exact, atol=1e-9)
 
 
 def test_covers_the_concave_front_of_zdt2():
@@ -69,13 +75,18 @@ def test_ideal_point_shifts_the_preference():
     res = epo_search(p, [1.0, 1.0], ideal=z, seed=1)
     assert res.values[0] - z[0] == pytest.approx(res.values[1] - z[1], rel=1e-6)
     assert res.converged
+    # on the front sqrt(f1) + sqrt(f2) = 1 with f1 - 0.05 = f2: sqrt(f1) = 1.05 / 2
+    np.testing.assert_allclose(res.values, [0.525**2, 0.475**2], atol=1e-7)
 
 
-def test_reproducible():
+def test_reproducible_and_at_the_closed_form_point():
     p = ZDT1(n_var=10)
     a = epo_search(p, [0.3, 0.7], seed=5)
     b = epo_search(p, [0.3, 0.7], seed=5)
     np.testing.assert_array_equal(a.x, b.x)
+    # 0.3 f1 = 0.7 f2 on f2 = 1 - s, f1 = s^2: 0.3 s^2 + 0.7 s - 0.7 = 0
+    s = (-0.7 + np.sqrt(0.7**2 + 4 * 0.3 * 0.7)) / (2 * 0.3)
+    np.testing.assert_allclose(a.values, [s**2, 1 - s], atol=1e-9)
 
 
 @pytest.mark.parametrize(

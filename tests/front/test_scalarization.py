@@ -40,6 +40,9 @@ def test_every_point_is_bound_aware_stationary(problem, method):
     # well below the threshold, and the runs say they converged (or nearly)
     assert out.stationarity.max() < 1e-12
     assert out.converged.sum() >= 6
+    # Pareto optimal, not only critical: on the true front (a refined search along
+    # its parametrisation, accurate to about 1e-8)
+    assert PROBLEMS[problem]().front_distance(out.points).max() < 1e-7
 
 
 def test_linear_scalarisation_misses_the_concave_part_of_zdt2():
@@ -68,7 +71,10 @@ def test_tchebycheff_points_meet_their_preference(problem):
 def test_stch_meets_the_preference_up_to_its_smoothing():
     problem = ZDT1(n_var=10)
     r = np.array([0.3, 0.7])
-    exact = tchebycheff(problem, r, seed=1).values
+    # 0.3 f1 = 0.7 f2 on f2 = 1 - s, f1 = s^2: 0.3 s^2 + 0.7 s - 0.7 = 0
+    s = (-0.7 + np.sqrt(0.7**2 + 4 * 0.3 * 0.7)) / (2 * 0.3)
+    exact = np.array([s**2, 1 - s])
+    np.testing.assert_allclose(tchebycheff(problem, r, seed=1).values, exact, atol=1e-9)
     for mu, tol in [(0.1, 0.2), (0.01, 0.02), (0.001, 0.002)]:
         values = smooth_tchebycheff(problem, r, seed=1, mu=mu).values
         assert np.abs(values - exact).max() < tol

@@ -12,6 +12,7 @@ from paretomtl.front import (
     front_method_info,
     linear_scalarization,
     pareto_mtl,
+    preference_points,
     register_front_method,
     simplex_rays,
     smooth_tchebycheff,
@@ -30,6 +31,24 @@ PER_RAY = {
 }
 
 
+# Values from routes that share nothing with the runs: the distance to the true front
+# (a refined search along its parametrisation, accurate to about 1e-8) and the exact
+# preference points (brentq along it).
+FRONT_TOL = 1e-7
+
+
+def assert_on_the_front(problem, points):
+    assert problem.front_distance(np.atleast_2d(points)).max() < FRONT_TOL
+
+
+def assert_at_the_preference_points(problem, rays, points, atol=1e-6):
+    rays, points = np.atleast_2d(rays), np.atleast_2d(points)
+    interior = (rays > 0).all(axis=1)
+    np.testing.assert_allclose(
+        points[interior], preference_points(problem, rays[interior]), atol=atol
+    )
+
+
 # ------------------------------------------------------------- the starts
 def test_reproducible_with_a_seed():
     problem = ZDT1(n_var=8)
@@ -38,6 +57,9 @@ def test_reproducible_with_a_seed():
         b = trace(problem, method, RAYS, seed=7)
         np.testing.assert_array_equal(a.xs, b.xs)
         np.testing.assert_array_equal(a.points, b.points)
+        assert_on_the_front(problem, a.points)
+        if method == "tchebycheff":
+            assert_at_the_preference_points(problem, RAYS, a.points)
     c = trace(problem, "linear", RAYS, seed=8)
     assert not np.array_equal(trace(problem, "linear", RAYS, seed=7).xs, c.xs)
     gen = trace(problem, "stch", RAYS, seed=np.random.default_rng(7))
@@ -50,6 +72,8 @@ def test_given_starts():
     one = trace(problem, "tchebycheff", RAYS[:3], x0=x0)
     each = trace(problem, "tchebycheff", RAYS[:3], x0=np.tile(x0, (3, 1)))
     np.testing.assert_array_equal(one.points, each.points)
+    assert_on_the_front(problem, one.points)
+    assert_at_the_preference_points(problem, RAYS[:3], one.points)
 
 
 def test_ray_k_starts_at_the_kth_draw_of_the_seed():
@@ -60,6 +84,8 @@ def test_ray_k_starts_at_the_kth_draw_of_the_seed():
         seeded = trace(problem, method, rays, seed=11)
         given = trace(problem, method, rays, x0=drawn)
         np.testing.assert_array_equal(seeded.xs, given.xs)
+        assert_on_the_front(problem, seeded.points)
+    assert_at_the_preference_points(problem, rays, trace(problem, "tchebycheff", rays).points)
 
 
 @pytest.mark.parametrize("method", list(PER_RAY))
@@ -67,6 +93,11 @@ def test_a_method_with_a_seed_starts_where_ray_0_of_trace_does(method):
     problem = ZDT1(n_var=5)
     alone = PER_RAY[method](problem, RAYS[1], seed=3)
     np.testing.assert_array_equal(alone.x, trace(problem, method, RAYS[1:3], seed=3).xs[0])
+    assert_on_the_front(problem, alone.values)
+    if method in ("tchebycheff", "epo"):  # the exact preference point
+        assert_at_the_preference_points(problem, RAYS[1], alone.values)
+    elif method == "linear":  # min r1 s^2 + r2 (1 - s) over s in [0, 1]: s = r2 / (2 r1) = 3 -> 1
+        np.testing.assert_allclose(alone.values, [1.0, 0.0], atol=1e-12)
 
 
 def test_ray_set_and_walk_methods_start_where_trace_does():
@@ -76,6 +107,8 @@ def test_ray_set_and_walk_methods_start_where_trace_does():
     np.testing.assert_array_equal(alone.x, trace(problem, "pareto-mtl", R, seed=4).xs[0])
     walked = continuation(problem, 5, seed=4)
     np.testing.assert_array_equal(walked.xs, trace(problem, "continuation", RAYS[:5], seed=4).xs)
+    assert_on_the_front(problem, alone.values)
+    assert_on_the_front(problem, walked.points)
 
 
 def test_bad_starts_name_x0():
