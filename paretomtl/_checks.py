@@ -138,3 +138,61 @@ def check_gram_size(G: np.ndarray, num_tasks: int, owner: str) -> None:
             f"gradients; K must stay the same between calls (build a new {owner} "
             f"for {G.shape[0]} tasks)"
         )
+
+
+def as_real_array(x: object, name: str) -> np.ndarray:
+    """``x`` as a new float64 array, refusing what converts to numbers only by accident.
+
+    Strings, bytes, bools, complex numbers, None and other objects (anything numpy does
+    not store as integers or reals) raise a TypeError naming ``name``; the entries are
+    not checked further (see :func:`violations`).
+
+    Example:
+        >>> from paretomtl._checks import as_real_array
+        >>> as_real_array([1, 2.5], "weights")
+        array([1. , 2.5])
+    """
+    if isinstance(x, str | bytes):
+        raise TypeError(f"{name} must be real numbers; got the string {x!r:.60}")
+    try:
+        raw = np.asarray(x)
+    except (TypeError, ValueError):  # ragged nesting
+        raise TypeError(f"{name} must be real numbers; got {x!r:.60}") from None
+    if raw.dtype.kind not in "iuf":
+        what = {"b": "bools", "c": "complex numbers", "U": "strings", "S": "bytes"}
+        seen = what.get(raw.dtype.kind, f"{type(x).__name__} of {raw.dtype}")
+        raise TypeError(f"{name} must be real numbers; got {seen}: {x!r:.60}")
+    return np.array(raw, dtype=np.float64)
+
+
+def as_real_task_vector(
+    x: object, name: str, num_tasks: int, *, need: str = "finite", broadcast: bool = False
+) -> np.ndarray:
+    """:func:`as_task_vector` that also refuses strings, bools and complex numbers
+    (TypeError naming ``name``) instead of converting them."""
+    return as_task_vector(as_real_array(x, name), name, num_tasks, need=need, broadcast=broadcast)
+
+
+def check_reciprocal(arr: np.ndarray, name: str, why: str = "") -> None:
+    """ValueError naming the first task whose ``1 / arr[i]`` overflows float64.
+
+    For values that a method divides by: below about 5.6e-309 in magnitude (subnormal
+    numbers, and 0) the reciprocal is infinite.
+
+    Example:
+        >>> import numpy as np
+        >>> from paretomtl._checks import check_reciprocal
+        >>> check_reciprocal(np.array([1.0, 1e-320]), "L")
+        Traceback (most recent call last):
+        ...
+        ValueError: L[1] (task 1) is 1e-320; 1 / L[1] overflows float64 (needs >= 5.6e-309)
+    """
+    with np.errstate(divide="ignore", over="ignore"):
+        small = ~np.isfinite(1.0 / arr)
+    if small.any():
+        i = int(np.flatnonzero(small)[0])
+        reason = f" ({why})" if why else ""
+        raise ValueError(
+            f"{name}[{i}] (task {i}) is {float(arr[i])!r}; 1 / {name}[{i}] overflows float64 "
+            f"(needs >= 5.6e-309){reason}"
+        )

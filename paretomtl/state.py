@@ -22,7 +22,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from paretomtl._checks import DOMAINS, check_choice, check_count, check_real, violations
+from paretomtl._checks import (
+    DOMAINS,
+    as_real_array,
+    check_choice,
+    check_count,
+    check_real,
+    violations,
+)
 
 SHAPES = ("scalar", "K", "KxK")
 
@@ -39,28 +46,38 @@ class Field:
     kind: str = "value"
 
 
-def _as_array(x: object, where: str) -> np.ndarray:
-    try:
-        return np.array(x, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{where} must be an array of real numbers; got {x!r}") from None
+def _brief(x: object, limit: int = 80) -> str:
+    text = repr(x)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def array(shape: str = "K", need: str = "finite", *, optional: bool = False) -> Field:
-    """A float64 array of ``shape`` (``"K"``, ``"KxK"``) whose entries satisfy ``need``."""
+def array(
+    shape: str = "K",
+    need: str = "finite",
+    *,
+    optional: bool = False,
+    low: float = -np.inf,
+    high: float = np.inf,
+) -> Field:
+    """A float64 array of ``shape`` (``"K"``, ``"KxK"``) whose entries satisfy ``need``
+    and lie within ``[low, high]``; None too if ``optional``. Bools, strings and
+    complex numbers are refused, not converted."""
     if shape not in SHAPES or need not in DOMAINS:
         raise ValueError(f"shape must be one of {SHAPES} and need one of {DOMAINS}")
 
     def check(x: object, K: int, where: str) -> np.ndarray | None:
         if x is None and optional:
             return None
-        arr = _as_array(x, where)
+        arr = as_real_array(x, where)
         want = {"scalar": (), "K": (K,), "KxK": (K, K)}[shape]
         if arr.shape != want:
             raise ValueError(f"{where} must have shape {want}; got {arr.shape}")
         bad = violations(arr, need)
         if bad.any():
             raise ValueError(f"{where} has entries that are not finite and {need}: {arr[bad][:3]}")
+        out = (arr < low) | (arr > high)
+        if out.any():
+            raise ValueError(f"{where} has entries outside [{low:g}, {high:g}]: {arr[out][:3]}")
         return arr
 
     return Field(check)
@@ -86,22 +103,97 @@ def value(check: Callable[[object, int, str], Any]) -> Field:
     return Field(check)
 
 
+def _category(x: object) -> str:
+    if isinstance(x, bool | np.bool_):
+        return "bool"
+    if isinstance(x, int | np.integer):
+        return "int"
+    if isinstance(x, float | np.floating):
+        return "float"
+    return type(x).__name__
+
+
+def same_plain(a: object, b: object) -> bool:
+    """Whether two pieces of plain state are the same: equal keys, equal array contents
+    and shapes, equal scalars of the same kind (a bool is not an int, a float not an int).
+
+    Example:
+        >>> import numpy as np
+        >>> from paretomtl.state import same_plain
+        >>> same_plain({"a": np.arange(2)}, {"a": [0, 1]}), same_plain({"n": 1}, {"n": True})
+        (True, False)
+    """
+    if isinstance(a, Mapping) or isinstance(b, Mapping):
+        return (
+            isinstance(a, Mapping)
+            and isinstance(b, Mapping)
+            and set(a) == set(b)
+            and all(same_plain(a[k], b[k]) for k in a)
+        )
+    if isinstance(a, np.ndarray | list | tuple) or isinstance(b, np.ndarray | list | tuple):
+        try:
+            A, B = np.asarray(a), np.asarray(b)
+        except (TypeError, ValueError):
+            return False
+        if A.dtype == object or B.dtype == object:
+            pairs = zip(A.ravel(), B.ravel(), strict=False)
+            return A.shape == B.shape and all(same_plain(x, y) for x, y in pairs)
+        kinds = {"i": "int", "u": "int", "f": "float", "b": "bool"}
+        same_kind = kinds.get(A.dtype.kind, A.dtype.kind) == kinds.get(B.dtype.kind, B.dtype.kind)
+        return A.shape == B.shape and same_kind and np.array_equal(A, B)
+    return _category(a) == _category(b) and bool(a == b)
+
+
 def _generator_state(x: object, K: int, where: str) -> dict:
-    if not isinstance(x, Mapping) or "bit_generator" not in x:
-        raise ValueError(f"{where} must be a numpy bit_generator.state dict; got {x!r}")
-    kind = getattr(np.random, str(x["bit_generator"]), None)
-    if not isinstance(kind, type) or not issubclass(kind, np.random.BitGenerator):
-        raise ValueError(f"{where} names an unknown bit generator {x['bit_generator']!r}")
+    if not isinstance(x, Mapping) or not isinstance(x.get("bit_generator"), str):
+        raise ValueError(
+            f"{where} must be a numpy bit_generator.state dict (with the generator's "
+            f"name under 'bit_generator'); got {_brief(x)}"
+        )
+    name = x["bit_generator"]
+    kind = getattr(np.random, name, None)
+    if (
+        not isinstance(kind, type)
+        or not issubclass(kind, np.random.BitGenerator)
+        or kind is np.random.BitGenerator
+    ):
+        raise ValueError(f"{where} names an unknown bit generator {name!r}")
+    scratch = kind(0)
     try:
-        kind().state = copy.deepcopy(dict(x))  # a trial on a scratch generator
-    except (TypeError, ValueError, KeyError) as exc:
-        raise ValueError(f"{where} is not a valid {x['bit_generator']} state: {exc}") from None
-    return copy.deepcopy(dict(x))
+        scratch.state = copy.deepcopy(dict(x))  # a trial on a scratch generator
+    except Exception as exc:  # numpy raises TypeError, ValueError, KeyError, OverflowError...
+        raise ValueError(f"{where} is not a valid {name} state: {exc!r}") from None
+    canonical = scratch.state
+    # numpy converts or ignores some things silently (floats, extra keys): refuse them.
+    if not same_plain(canonical, dict(x)):
+        raise ValueError(
+            f"{where} is not a valid {name} state: numpy reads it as {_brief(canonical, 200)}"
+        )
+    # What numpy takes without a check, and would misuse: flags, buffer positions (read
+    # out of bounds), an even PCG increment, MT19937's all-zero key (a fixed point).
+    if canonical.get("has_uint32", 0) not in (0, 1):
+        raise ValueError(f"{where}['has_uint32'] must be 0 or 1; got {x['has_uint32']!r}")
+    inner = canonical.get("state")
+    if name.startswith("PCG64") and inner["inc"] % 2 == 0:
+        raise ValueError(f"{where}['state']['inc'] must be odd (a PCG increment); got an even one")
+    if name == "MT19937" and not 0 <= inner["pos"] <= 624:
+        raise ValueError(f"{where}['state']['pos'] must be in [0, 624]; got {inner['pos']!r}")
+    if name == "MT19937" and not inner["key"].any():
+        raise ValueError(f"{where}['state']['key'] is all zero, which MT19937 never leaves")
+    if name == "Philox" and not 0 <= canonical["buffer_pos"] <= 4:
+        raise ValueError(
+            f"{where}['buffer_pos'] must be in [0, 4]; got {canonical['buffer_pos']!r}"
+        )
+    return canonical
 
 
 def generator() -> Field:
     """A ``numpy.random.Generator``, saved as its ``bit_generator.state``. On load the
-    object's own generator (possibly shared with the user) takes the saved state."""
+    object's own generator (possibly shared with the user) takes the saved state.
+
+    A saved state is tried on a scratch bit generator of its kind and must come back
+    unchanged (numpy silently converts floats and drops unknown keys); out-of-range
+    words, flags and buffer positions that numpy would take unchecked are refused."""
     return Field(_generator_state, kind="generator")
 
 
@@ -123,6 +215,10 @@ def _export(x: Any) -> Any:
     if isinstance(x, np.ndarray):
         return x.copy()
     return copy.deepcopy(x)
+
+
+def _is_int(x: object) -> bool:
+    return isinstance(x, int | np.integer) and not isinstance(x, bool)
 
 
 class Stateful:
@@ -188,20 +284,26 @@ class Stateful:
     def load_state_dict(self, state: Mapping) -> None:
         """Restore a :meth:`state_dict`, hyper-parameters included; a resumed run
         continues bit for bit. Every field is checked before anything changes: a
-        malformed state raises ValueError (TypeError if it is not a mapping) naming
-        the field, and the object is left as it was."""
+        malformed state (a bad value, a value of the wrong type, a missing or unknown
+        key, fields that contradict each other) raises ValueError naming the field,
+        TypeError if ``state`` is not a mapping at all, and the object is left as it
+        was."""
         K = self.num_tasks
         name = type(self).__name__
         if not isinstance(state, Mapping):
             raise TypeError(f"state must be a dict from {name}.state_dict(); got {type(state)}")
-        if state.get("method") != name:
-            raise ValueError(f"state is for {state.get('method')!r}, not {name!r}")
-        if state.get("num_tasks") != K:
-            raise ValueError(f"state is for {state.get('num_tasks')!r} tasks; this {name} has {K}")
+        method = state.get("method")
+        if not isinstance(method, str) or method != name:
+            raise ValueError(f"state is for {_brief(method)}, not {name!r} (state['method'])")
+        tasks = state.get("num_tasks")
+        if not _is_int(tasks) or tasks != K:
+            raise ValueError(
+                f"state is for {_brief(tasks)} tasks; this {name} has {K} (state['num_tasks'])"
+            )
         self._check_keys(state, {"method", "num_tasks", "hyperparameters"} | _keys(self.fields))
         hyper = state["hyperparameters"]
         if not isinstance(hyper, Mapping):
-            raise ValueError(f"state['hyperparameters'] must be a dict; got {hyper!r}")
+            raise ValueError(f"state['hyperparameters'] must be a dict; got {_brief(hyper)}")
         self._check_keys(hyper, _keys(self.hyperparameters), "state['hyperparameters']")
         values: dict[str, Any] = {}
         for table, source, where in (
@@ -217,8 +319,11 @@ class Stateful:
                     except (TypeError, ValueError) as exc:
                         raise ValueError(f"{where}[{key!r}]: {exc}") from None
                     values[attr] = trial
-                else:
+                    continue
+                try:
                     values[attr] = spec.check(source[key], K, f"{where}[{key!r}]")
+                except TypeError as exc:  # a value of the wrong type: still a corrupt state
+                    raise ValueError(str(exc)) from None
         self.check_state(values)
         specs = {**self.hyperparameters, **self.fields}
         for attr, v in values.items():  # nothing below can fail
@@ -236,7 +341,7 @@ class Stateful:
     @staticmethod
     def _check_keys(state: Mapping, expected: set[str], where: str = "state") -> None:
         missing = sorted(expected - set(state))
-        unknown = sorted(set(state) - expected)
+        unknown = sorted(set(state) - expected, key=repr)
         if missing or unknown:
             parts = [f"missing {missing}"] * bool(missing) + [f"unknown {unknown}"] * bool(unknown)
             raise ValueError(

@@ -125,10 +125,10 @@ class ConflictTracker(Stateful):
         "beta1": real(low=0.0, high=1.0, high_open=True),
         "beta2": real(low=0.0, high=1.0, high_open=True),
     }
-    fields = {
-        "_first_moment": array("KxK"),
-        "_second_moment": array("KxK", ">= 0"),
-        "_conflict_moment": array("KxK", ">= 0"),
+    fields = {  # EMAs of cosines, their squares and 0/1 indicators
+        "_first_moment": array("KxK", low=-1.0, high=1.0),
+        "_second_moment": array("KxK", ">= 0", high=1.0),
+        "_conflict_moment": array("KxK", ">= 0", high=1.0),
         "_step": count(),
     }
 
@@ -150,6 +150,26 @@ class ConflictTracker(Stateful):
     def step(self) -> int:
         """How many updates have been made."""
         return self._step
+
+    def check_state(self, values: dict) -> None:
+        # An EMA of t values within [lowest, 1] from a zero start lies within
+        # [lowest, 1] * (1 - beta^t), to rounding (which the EMA damps: eps / (1 - beta)).
+        t = values["_step"]
+        for key, beta, lowest in (
+            ("first_moment", values["beta1"], -1.0),
+            ("second_moment", values["beta2"], 0.0),
+            ("conflict_moment", values["beta1"], 0.0),
+        ):
+            moment = values["_" + key]
+            reach = bias_correction(beta, t) if t > 0 else 0.0
+            slack = 16 * np.finfo(np.float64).eps / (1.0 - beta) if t > 0 else 0.0
+            out = (moment > reach + slack) | (moment < lowest * reach - slack)
+            if out.any():
+                raise ValueError(
+                    f"state[{key!r}] has entries that {t} updates cannot reach (they lie "
+                    f"within [{lowest * reach:g}, {reach:g}] for state['step'] = {t} and "
+                    f"beta {beta:g}): {moment[out][:3]}"
+                )
 
     def update(self, grads: object = None, *, gram: object = None) -> ConflictStats:
         """Add one step's gradients (K x M) or Gram matrix (K x K); return the statistics."""

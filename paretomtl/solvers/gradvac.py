@@ -78,14 +78,18 @@ class GradVac(Stateful):
       (Wang et al., ICLR 2021) computes :math:`\phi_{ij}` from the current
       :math:`g_i'` (already adjusted towards earlier j), adjusts if it is below the
       target, then updates the target with that same pre-adjustment
-      :math:`\phi_{ij}`. TorchJD (``torchjd/aggregation/_gradvac.py``) does the same.
-      So does this class.
-    - Which pairs update their target: the paper and TorchJD update
+      :math:`\phi_{ij}`. TorchJD (SimplexLab/TorchJD,
+      ``src/torchjd/aggregation/_gradvac.py``) and LibMTL
+      (``LibMTL/weighting/GradVac.py``) do the same. So does this class.
+    - Which pairs update their target: the paper, TorchJD and LibMTL update
       :math:`\hat\phi_{ij}` for every pair visited (``target_update="every-pair"``,
-      the default). LibMTL (``LibMTL/weighting/GradVac.py``) updates it only inside
-      the ``if``, i.e. only when :math:`\phi_{ij} < \hat\phi_{ij}`; its targets then
-      start at 0 and can only decrease, never tracking alignment above 0. That
-      variant is ``target_update="when-below"``, for reproducing LibMTL runs.
+      the default; it matches current LibMTL up to the effect of LibMTL's
+      ``eps = 1e-8`` terms, below). LibMTL before its 2024-02-15 fix ("fix a bug in
+      GradVac", commit d2d84fa) updated the target only inside the ``if``, i.e.
+      only when :math:`\phi_{ij} < \hat\phi_{ij}`; its targets then started at 0
+      and could only decrease, never tracking alignment above 0. That old
+      behaviour is ``target_update="when-below"``, kept for reproducing runs made
+      with LibMTL before that fix.
     - :math:`\beta`: the default is :math:`10^{-2}`, a slow average (a memory of
       about 100 steps), the value we read in the paper's setup; LibMTL and TorchJD
       default to 0.5 (a memory of about 2 steps).
@@ -114,8 +118,8 @@ class GradVac(Stateful):
         seed: int or ``numpy.random.Generator`` for the orders (a Generator is used as
             is, not copied); None draws fresh entropy (not reproducible).
         reduction: ``"sum"`` (default, the paper) or ``"mean"``.
-        target_update: ``"every-pair"`` (default: the paper, TorchJD) or
-            ``"when-below"`` (LibMTL).
+        target_update: ``"every-pair"`` (default: the paper, TorchJD, LibMTL) or
+            ``"when-below"`` (LibMTL before its 2024-02-15 fix).
 
     Example:
         >>> import numpy as np
@@ -134,7 +138,11 @@ class GradVac(Stateful):
         "reduction": choice(*_REDUCTIONS),
         "target_update": choice(*_TARGET_UPDATES),
     }
-    fields = {"_targets": array("KxK"), "_step": count(), "_rng": generator()}
+    fields = {
+        "_targets": array("KxK", low=-1.0, high=1.0),  # EMAs of cosines
+        "_step": count(),
+        "_rng": generator(),
+    }
 
     def __init__(
         self,
@@ -165,6 +173,14 @@ class GradVac(Stateful):
     def step(self) -> int:
         """How many updates have been made."""
         return self._step
+
+    def check_state(self, values: dict) -> None:
+        # Targets other than 0 at step 0 are a warm start, allowed; (i, i) is no pair.
+        targets = values["_targets"]
+        if (np.diagonal(targets) != 0).any():
+            raise ValueError(
+                f"state['targets'] must have a zero diagonal (no pair (i, i)); got {targets}"
+            )
 
     def update(self, grads: object = None, *, gram: object = None) -> SolverResult:
         """One GradVac step on K x M gradients and/or their K x K Gram matrix.

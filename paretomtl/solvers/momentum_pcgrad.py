@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from paretomtl._checks import as_generator, check_choice, check_gram_size, check_num_tasks
+from paretomtl._checks import (
+    as_generator,
+    check_choice,
+    check_gram_size,
+    check_num_tasks,
+    check_real,
+)
 from paretomtl._kernels.pcgrad import pcgrad_coefficients
 from paretomtl.solvers._input import prepare
 from paretomtl.solvers._registry import register
@@ -213,10 +219,10 @@ class MomentumPCGrad(Stateful):
 
 
 def _check_threshold(threshold: object, where: str) -> float:
+    """A real number >= 0, or +inf (never project); bools and strings refused."""
+    if isinstance(threshold, float | np.floating) and threshold == np.inf:
+        return float(threshold)
     try:
-        number = float(threshold)
-    except (TypeError, ValueError):
-        raise TypeError(f"{where} must be a real number >= 0; got {threshold!r}") from None
-    if not number >= 0.0:  # also refuses NaN
-        raise ValueError(f"{where} must be >= 0 (inf: never project); got {threshold!r}")
-    return number
+        return check_real(threshold, where, low=0.0)
+    except ValueError:
+        raise ValueError(f"{where} must be >= 0 (inf: never project); got {threshold!r}") from None

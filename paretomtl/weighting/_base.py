@@ -6,7 +6,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from paretomtl._checks import as_task_vector, check_num_tasks
+from paretomtl._checks import as_real_task_vector, check_num_tasks
 from paretomtl.state import Stateful, array
 
 SU_2022 = 'Su (Jianlin), "Multi-task learning: loss normalisation" (kexue.fm blog), 2022'
@@ -61,7 +61,7 @@ class LossWeighting(Stateful):
     inputs: ClassVar[tuple[str, ...]] = ("losses",)
     loss_domain: ClassVar[str] = "finite"
     why: ClassVar[str] = ""
-    fields = {"_weights": array("K", optional=True)}
+    fields = {"_weights": array("K", ">= 0", optional=True)}
 
     def __init__(self, num_tasks: int) -> None:
         self.num_tasks = check_num_tasks(num_tasks)
@@ -88,7 +88,7 @@ class LossWeighting(Stateful):
 
     def _check_losses(self, losses: object) -> np.ndarray:
         try:
-            return as_task_vector(losses, "losses", self.num_tasks, need=self.loss_domain)
+            return as_real_task_vector(losses, "losses", self.num_tasks, need=self.loss_domain)
         except ValueError as exc:
             if self.why and "(task" in str(exc):
                 raise ValueError(f"{exc} ({self.why})") from None
@@ -97,7 +97,7 @@ class LossWeighting(Stateful):
     def _require(self, losses: np.ndarray, need: str, why: str) -> None:
         """A ValueError naming the task unless every loss satisfies ``need``."""
         try:
-            as_task_vector(losses, "losses", self.num_tasks, need=need)
+            as_real_task_vector(losses, "losses", self.num_tasks, need=need)
         except ValueError as exc:
             raise ValueError(f"{exc} ({why})") from None
 

@@ -6,6 +6,12 @@ import numpy as np
 
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
+# Adam's gradients are clipped to +-2**500 before they enter its moments: the square
+# of a larger one would overflow the second moment to inf (and freeze the step at 0).
+# The moments then stay within these bounds (one ulp of rounding to spare), which a
+# loaded state must respect too.
+ADAM_GRAD_BOUND = 2.0**500
+ADAM_MOMENT_BOUNDS = (2.0**501, 2.0**1001)
 
 
 def descent_step(
@@ -13,9 +19,14 @@ def descent_step(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The update to subtract, and Adam's new moments, for step number ``step`` (>= 1).
 
-    ``"sgd"``: ``lr * grad`` (moments unchanged). ``"adam"``: Adam (Kingma & Ba, ICLR
-    2015) with beta = (0.9, 0.999), eps = 1e-8 and bias correction,
-    ``lr * m_hat / (sqrt(v_hat) + eps)``.
+    ``"sgd"``: ``lr * grad`` (moments unchanged; it may overflow to +-inf, which the
+    caller handles). ``"adam"``: Adam (Kingma & Ba, ICLR 2015) with beta = (0.9,
+    0.999), eps = 1e-8 and bias correction, ``lr * m_hat / (sqrt(v_hat) + eps)``, on
+    the gradient clipped to ``+-2**500`` (about 3e150; +-inf included). Adam's step
+    does not depend on the scale of the gradients (but for eps), so the clip only
+    matters when gradients beyond 3e150 meet much smaller ones in the moments' memory;
+    without it their squares overflow. The Adam update is finite unless ``lr`` times
+    the step's ratio overflows (then +-inf).
 
     Example:
         >>> import numpy as np
@@ -25,10 +36,17 @@ def descent_step(
         array([-0.1,  0.1])
     """
     if optimizer == "sgd":
-        return lr * grad, m, v
+        with np.errstate(over="ignore"):
+            return lr * grad, m, v
     b1, b2 = ADAM_BETAS
+    grad = np.clip(grad, -ADAM_GRAD_BOUND, ADAM_GRAD_BOUND)
     m = b1 * m + (1 - b1) * grad
     v = b2 * v + (1 - b2) * grad * grad
     m_hat = m / (1 - b1**step)
     v_hat = v / (1 - b2**step)
-    return lr * m_hat / (np.sqrt(v_hat) + ADAM_EPS), m, v
+    denominator = np.sqrt(v_hat) + ADAM_EPS
+    with np.errstate(over="ignore"):
+        delta = lr * m_hat / denominator
+        if not np.isfinite(delta).all():  # lr * m_hat overflowed: divide first
+            delta = np.where(np.isfinite(delta), delta, lr * (m_hat / denominator))
+    return delta, m, v

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from paretomtl._checks import as_task_vector
+from paretomtl._checks import as_real_task_vector
 from paretomtl.state import array
 from paretomtl.weighting._base import LossWeighting
 from paretomtl.weighting._registry import register
@@ -43,11 +43,20 @@ class ConstantWeighting(LossWeighting):
 
     def __init__(self, num_tasks: int, weights: object) -> None:
         super().__init__(num_tasks)
-        self.fixed_weights = as_task_vector(weights, "weights", self.num_tasks, need=">= 0")
+        self.fixed_weights = as_real_task_vector(weights, "weights", self.num_tasks, need=">= 0")
         self.reset()
 
     def _compute(self, losses: np.ndarray) -> np.ndarray:
         return self.fixed_weights.copy()
+
+    def check_state(self, values: dict) -> None:
+        w = values["_weights"]
+        if w is not None and w.tobytes() != values["fixed_weights"].tobytes():
+            raise ValueError(
+                "state['weights'] must be None or equal state['hyperparameters']"
+                f"['fixed_weights'] (the weights are constant); got {w} and "
+                f"{values['fixed_weights']}"
+            )
 
 
 @register(
@@ -72,3 +81,11 @@ class EqualWeighting(ConstantWeighting):
         LossWeighting.__init__(self, num_tasks)
         self.fixed_weights = np.ones(self.num_tasks)
         self.reset()
+
+    def check_state(self, values: dict) -> None:
+        if (values["fixed_weights"] != 1.0).any():
+            raise ValueError(
+                "state['hyperparameters']['fixed_weights'] must be all 1 for equal weighting; "
+                f"got {values['fixed_weights']}"
+            )
+        super().check_state(values)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from paretomtl._checks import check_choice, check_real
 from paretomtl.state import array, choice, count, real, value
 from paretomtl.weighting._base import LossWeighting
 from paretomtl.weighting._registry import register
@@ -12,9 +13,22 @@ from paretomtl.weighting._registry import register
 def _check_history(x: object, K: int, where: str) -> list[np.ndarray]:
     """At most the last two period averages, each K positive losses."""
     if not isinstance(x, list | tuple) or len(x) > 2:
-        raise ValueError(f"{where} must be a list of at most 2 arrays; got {x!r}")
+        text = repr(x) if len(repr(x)) < 80 else repr(x)[:77] + "..."
+        raise ValueError(f"{where} must be a list of at most 2 arrays; got {text}")
     check = array("K", "> 0").check
     return [check(h, K, f"{where}[{i}]") for i, h in enumerate(x)]
+
+
+def period_weights(history: list[np.ndarray], temperature: float) -> np.ndarray:
+    """``K softmax(r / T)`` with ``r`` the ratio of the two averages in ``history``."""
+    K = history[0].size
+    # A ratio can overflow to inf (losses 1e300 apart): the softmax's limit then
+    # splits the weight among the infinite entries.
+    with np.errstate(over="ignore"):
+        z = (history[1] / history[0]) / temperature
+    top = z.max()
+    e = (z == top).astype(np.float64) if np.isinf(top) else np.exp(z - top)
+    return K * e / e.sum()
 
 
 @register(
@@ -43,7 +57,10 @@ class DynamicWeightAverage(LossWeighting):
     the current epoch's weights and adds the losses to its average;
     :meth:`end_epoch` closes the epoch and sets the next one's weights. In step mode
     :meth:`update` returns weights from the two previous steps' losses and then
-    records this step's. Losses must be > 0 (their ratios are taken).
+    records this step's. Losses must be > 0 (their ratios are taken). Any positive
+    float64 losses give finite weights: an epoch's average is a running mean (a sum
+    of losses near 1e308 would overflow), and a ratio beyond float64's range gets the
+    softmax's limit (all the weight on the tasks whose ratio is infinite).
 
     Args:
         num_tasks: K >= 1.
@@ -62,7 +79,7 @@ class DynamicWeightAverage(LossWeighting):
     hyperparameters = {"temperature": real(low=0.0, low_open=True), "per": choice("epoch", "step")}
     fields = {
         "_history": value(_check_history),
-        "_loss_sum": array("K"),
+        "_loss_mean": array("K", ">= 0"),
         "_count": count(),
         "_period_weights": array("K", ">= 0"),
         "_periods": count(),
@@ -72,18 +89,14 @@ class DynamicWeightAverage(LossWeighting):
 
     def __init__(self, num_tasks: int, temperature: float = 2.0, per: str = "epoch") -> None:
         super().__init__(num_tasks)
-        if isinstance(temperature, bool) or not np.isfinite(temperature) or temperature <= 0:
-            raise ValueError(f"temperature must be finite and > 0; got {temperature!r}")
-        if per not in ("epoch", "step"):
-            raise ValueError(f"per must be 'epoch' or 'step'; got {per!r}")
-        self.temperature = float(temperature)
-        self.per = per
+        self.temperature = check_real(temperature, "temperature", low=0.0, low_open=True)
+        self.per = check_choice(per, "per", ("epoch", "step"))
         self.reset()
 
     def _reset(self) -> None:
         K = self.num_tasks
         self._history: list[np.ndarray] = []  # the last two period averages, oldest first
-        self._loss_sum = np.zeros(K)  # the open epoch's running sum and count
+        self._loss_mean = np.zeros(K)  # the open epoch's running mean (a sum could overflow)
         self._count = 0
         self._period_weights = np.ones(K)
         self._periods = 0
@@ -102,21 +115,17 @@ class DynamicWeightAverage(LossWeighting):
         self._history = [*self._history, averages][-2:]
         self._periods += 1
         if len(self._history) == 2:
-            # A ratio can overflow to inf (losses 1e300 apart): the softmax's limit then
-            # splits the weight among the infinite entries.
-            with np.errstate(over="ignore"):
-                z = (self._history[1] / self._history[0]) / self.temperature
-            top = z.max()
-            e = (z == top).astype(np.float64) if np.isinf(top) else np.exp(z - top)
-            self._period_weights = self.num_tasks * e / e.sum()
+            self._period_weights = period_weights(self._history, self.temperature)
 
     def _compute(self, losses: np.ndarray) -> np.ndarray:
         w = self._period_weights.copy()
         if self.per == "step":
             self._close(losses)
         else:
-            self._loss_sum = self._loss_sum + losses
+            # The running mean of positive losses: no sum to overflow, each step's
+            # difference is between two numbers of the same sign.
             self._count += 1
+            self._loss_mean = self._loss_mean + (losses - self._loss_mean) / self._count
         return w
 
     def end_epoch(self) -> None:
@@ -127,7 +136,43 @@ class DynamicWeightAverage(LossWeighting):
             )
         if self._count == 0:
             raise ValueError("end_epoch() with no update() since the last epoch ended")
-        averages = self._loss_sum / self._count
-        self._loss_sum = np.zeros(self.num_tasks)
+        averages = self._loss_mean
+        self._loss_mean = np.zeros(self.num_tasks)
         self._count = 0
         self._close(averages)
+
+    def check_state(self, values: dict) -> None:
+        history, periods = values["_history"], values["_periods"]
+        if len(history) != min(periods, 2):
+            raise ValueError(
+                f"state['history'] holds {len(history)} period averages but state['periods'] "
+                f"is {periods}: it must hold the last min(periods, 2) = {min(periods, 2)}"
+            )
+        pw = values["_period_weights"]
+        expected = np.ones(pw.size)
+        if len(history) == 2:
+            expected = period_weights(history, values["temperature"])
+        # Recomputed from the history; the tolerance allows exp() of another machine.
+        if not np.allclose(pw, expected, rtol=1e-9, atol=1e-12):
+            raise ValueError(
+                f"state['period_weights'] {pw} do not match the history: K softmax(r / T) "
+                f"of state['history'] is {expected} (all 1 before two periods)"
+            )
+        count, mean = values["_count"], values["_loss_mean"]
+        if values["per"] == "step" and count != 0:
+            raise ValueError(f"state['count'] must be 0 with per='step'; got {count}")
+        if count == 0 and (mean != 0).any():
+            raise ValueError(f"state['loss_mean'] must be 0 when state['count'] is 0; got {mean}")
+        if count > 0 and (mean <= 0).any():
+            raise ValueError(
+                f"state['loss_mean'] must be > 0 (a mean of positive losses) when "
+                f"state['count'] is {count}; got {mean}"
+            )
+        w = values["_weights"]
+        if w is None and periods + count > 0:
+            raise ValueError(
+                "state['weights'] is None but the state has seen updates (state['periods'] "
+                f"{periods}, state['count'] {count})"
+            )
+        if w is not None and not np.isclose(w.sum(), w.size, rtol=1e-9, atol=0.0):
+            raise ValueError(f"state['weights'] must sum to K = {w.size}; got {w}")

@@ -12,12 +12,29 @@ from paretomtl.weighting._base import SU_2022, LossWeighting
 from paretomtl.weighting._registry import register
 
 
-def _check_gamma(gamma: object) -> float:
+def _check_gamma(gamma: object, name: str = "gamma") -> float:
     if isinstance(gamma, bool) or not isinstance(gamma, (int, float, np.integer, np.floating)):
-        raise ValueError(f"gamma must be a real number (or +-inf); got {gamma!r}")
+        raise ValueError(f"{name} must be a real number (or +-inf); got {gamma!r:.60}")
     if math.isnan(gamma):
-        raise ValueError("gamma must be a real number (or +-inf); got nan")
+        raise ValueError(f"{name} must be a real number (or +-inf); got nan")
     return float(gamma)
+
+
+def weights_from_logs(log_weights: np.ndarray, losses: np.ndarray, method: str) -> np.ndarray:
+    """``exp(log_weights)``, or a ValueError naming the task whose weight is beyond
+    float64's range (about 1.8e308): only losses hundreds of orders of magnitude apart
+    get there, and no rescaling helps (the weights are ratios of the losses)."""
+    with np.errstate(over="ignore"):
+        w = np.exp(log_weights)
+    if not np.isfinite(w).all():
+        i = int(np.argmax(log_weights))
+        raise ValueError(
+            f"losses[{i}] (task {i}) is {float(losses[i])!r}: its {method} weight, "
+            f"exp({float(log_weights[i]):.6g}), is beyond float64's range; the losses span "
+            f"too many orders of magnitude ({float(losses.min())!r} to "
+            f"{float(losses.max())!r}) for weights to be represented"
+        )
+    return w
 
 
 def log_mean_and_log_weights(losses: np.ndarray, gamma: float) -> tuple[float, np.ndarray]:
@@ -46,8 +63,10 @@ def log_mean_and_log_weights(losses: np.ndarray, gamma: float) -> tuple[float, n
         return log_m, (log_m - math.log(K)) - l
     ref = l.max() if gamma > 0 else l.min()
     d = l - ref
-    S = float(np.log1p(np.mean(np.expm1(gamma * d))))
-    return float(ref + S / gamma), -math.log(K) + (gamma - 1.0) * d + (1.0 / gamma - 1.0) * S
+    with np.errstate(over="ignore"):  # gamma * d -> -inf is the limit wanted (its exp is 0)
+        S = float(np.log1p(np.mean(np.expm1(gamma * d))))
+        log_w = -math.log(K) + (gamma - 1.0) * d + (1.0 / gamma - 1.0) * S
+    return float(ref + S / gamma), log_w
 
 
 def _positive_losses(losses: object) -> np.ndarray:
@@ -85,7 +104,8 @@ def generalized_mean_weights(losses: object, gamma: float) -> np.ndarray:
 
     and its limits: :math:`w_i = M_0 / (K L_i)` at :math:`\gamma = 0`; at
     :math:`\pm\infty` weight 1 on the largest (smallest) loss, split evenly among
-    ties (the limit of the finite-gamma weights). See
+    ties (the limit of the finite-gamma weights). Computed in log space; a weight
+    beyond float64's range raises a ValueError naming the task. See
     :class:`GeneralizedMeanWeighting`.
 
     Example:
@@ -94,7 +114,8 @@ def generalized_mean_weights(losses: object, gamma: float) -> np.ndarray:
         array([0.2236068 , 0.67082039])
     """
     L = _positive_losses(losses)
-    return np.exp(log_mean_and_log_weights(L, _check_gamma(gamma))[1])
+    log_w = log_mean_and_log_weights(L, _check_gamma(gamma))[1]
+    return weights_from_logs(log_w, L, "generalized-mean")
 
 
 @register(
@@ -122,9 +143,9 @@ class GeneralizedMeanWeighting(LossWeighting):
     objective) and :math:`-\infty` the min. Larger :math:`\gamma` favours the worse
     tasks. The weights are computed in log space, so no power of a loss overflows
     for any real :math:`\gamma`, and the limits are exact. (A weight itself beyond
-    float64's range, from losses hundreds of orders of magnitude apart, is inf, with
-    numpy's overflow warning; near-ties at huge :math:`|\gamma|` are judged on
-    :math:`\log L`, to its rounding.)
+    float64's range, from losses hundreds of orders of magnitude apart, raises a
+    ValueError naming the task, and changes no state; near-ties at huge
+    :math:`|\gamma|` are judged on :math:`\log L`, to its rounding.)
 
     Scale behaviour: :math:`M_\gamma` is positively homogeneous of degree 1, so the
     weights are homogeneous of degree 0: :math:`w(cL) = w(L)` for a common
@@ -148,7 +169,7 @@ class GeneralizedMeanWeighting(LossWeighting):
         array([0., 1.])
     """
 
-    hyperparameters = {"gamma": value(lambda x, K, where: _check_gamma(x))}
+    hyperparameters = {"gamma": value(lambda x, K, where: _check_gamma(x, where))}
     loss_domain = "> 0"
     why = "the generalised mean takes the log of each loss"
 
@@ -158,7 +179,8 @@ class GeneralizedMeanWeighting(LossWeighting):
         self.reset()
 
     def _compute(self, losses: np.ndarray) -> np.ndarray:
-        return np.exp(log_mean_and_log_weights(losses, self.gamma)[1])
+        log_w = log_mean_and_log_weights(losses, self.gamma)[1]
+        return weights_from_logs(log_w, losses, "generalized-mean")
 
     def objective(self, losses: object) -> float:
         """:math:`M_\\gamma` of ``losses`` (for logging; does not change the state)."""

@@ -6,7 +6,7 @@ import numpy as np
 
 from paretomtl.weighting._base import LossWeighting
 from paretomtl.weighting._registry import register
-from paretomtl.weighting.generalized_mean import log_mean_and_log_weights
+from paretomtl.weighting.generalized_mean import log_mean_and_log_weights, weights_from_logs
 
 
 @register(
@@ -29,7 +29,8 @@ class GeometricLossStrategy(LossWeighting):
         w_i = \frac{\partial L_{GLS}}{\partial L_i} = \frac{L_{GLS}}{K L_i},
 
     computed in log space (:math:`w_i = \exp(\overline{\log L} - \log L_i) / K`), so
-    the product never under- or overflows. It is
+    the product never under- or overflows; a weight itself beyond float64's range
+    (losses some 600 orders of magnitude apart) raises a ValueError naming the task. It is
     :class:`~paretomtl.weighting.GeneralizedMeanWeighting` at :math:`\gamma = 0`.
 
     Scale behaviour: every weighted loss is the same, :math:`w_i L_i = L_{GLS} / K`.
@@ -54,7 +55,7 @@ class GeometricLossStrategy(LossWeighting):
         self.reset()
 
     def _compute(self, losses: np.ndarray) -> np.ndarray:
-        return np.exp(log_mean_and_log_weights(losses, 0.0)[1])
+        return weights_from_logs(log_mean_and_log_weights(losses, 0.0)[1], losses, "GLS")
 
     def objective(self, losses: object) -> float:
         """:math:`L_{GLS}` of ``losses`` (for logging; does not change the state)."""

@@ -4,11 +4,43 @@ from __future__ import annotations
 
 import numpy as np
 
-from paretomtl._checks import as_task_vector, check_choice, check_num_tasks, check_real
+from paretomtl._checks import as_real_task_vector, check_choice, check_num_tasks, check_real
 from paretomtl.state import array, choice, count, real
 from paretomtl.weighting._base import LossWeighting
-from paretomtl.weighting._optim import descent_step
+from paretomtl.weighting._optim import ADAM_MOMENT_BOUNDS, descent_step
 from paretomtl.weighting._registry import register
+
+_TINY = float(np.finfo(np.float64).tiny)
+# Gradient norms above this are scaled (by a power of two, exactly) before w * n, which
+# could otherwise overflow; weights summing beyond [1 / _LARGE, _LARGE] are scaled by
+# their max before K / sum, which could overflow too.
+_LARGE = 2.0**500
+
+
+def training_rates(losses: np.ndarray, initial_losses: np.ndarray) -> np.ndarray:
+    r""":math:`r_i = \tilde L_i / \mathrm{mean}_j \tilde L_j`, :math:`\tilde L = L / L(0)`.
+
+    The plain formula where every ratio is a normal float64 number, else the same in
+    log space (ratios beyond float64's range, losses 1e-320 against 1e308).
+    """
+    with np.errstate(over="ignore", divide="ignore"):
+        ratio = losses / initial_losses
+        mean = ratio.mean()
+    if np.isfinite(mean) and ratio.min() >= _TINY:
+        return ratio / mean
+    log_ratio = np.log(losses) - np.log(initial_losses)
+    e = np.exp(log_ratio - log_ratio.max())
+    return e / e.mean()
+
+
+def _renormalised(w: np.ndarray) -> np.ndarray:
+    """``w`` (> 0) scaled to sum to K (divided by its max first if the sum is extreme)."""
+    with np.errstate(over="ignore"):
+        total = w.sum()
+    if not 1.0 / _LARGE < total < _LARGE:
+        w = w / w.max()
+        total = w.sum()
+    return w * (w.size / total)
 
 
 @register(
@@ -48,6 +80,17 @@ class GradNorm(LossWeighting):
     renormalises them to sum to K. Nothing here needs a framework: the adapters
     compute :math:`n_i` and call :meth:`update`.
 
+    Extreme inputs: any positive float64 losses and finite norms give finite weights.
+    The training rates are computed in log space when the ratios
+    :math:`L_i / L_i(0)` leave float64's range, the norms are scaled by a power of
+    two (exactly, only the signs matter) when :math:`w_i n_i` could overflow, and
+    :math:`\bar G r_i^\alpha` takes its limit when :math:`r_i^\alpha` overflows.
+    Weights whose sum before renormalising is beyond 1e150 or below 1e-150 are first
+    divided by their largest (a weight far below the others may then round to 0, and
+    floors below 1e-308 are subnormal numbers); an update that itself overflows
+    float64 (``lr`` times a huge norm with SGD, or a huge ``lr``) raises a ValueError
+    naming ``lr`` and changes nothing.
+
     Two ways to step it: :meth:`update` returns the weights w(t+1) for the next
     step (the paper's order); calling the object, ``gradnorm(losses, grad_norms)``,
     returns the weights w(t) to apply at this step and then advances to w(t+1),
@@ -56,7 +99,10 @@ class GradNorm(LossWeighting):
     The optimiser: ``"sgd"`` is :math:`w_i \leftarrow w_i - \eta\,\partial_i`;
     ``"adam"`` (default) is Adam (Kingma & Ba 2015; beta = (0.9, 0.999), eps =
     1e-8, bias-corrected), whose steps are about ``lr`` whatever the scale of the
-    gradient norms. With SGD a step is proportional to :math:`n_i`, so tasks whose
+    gradient norms (Adam's gradient is clipped to :math:`\pm 2^{500}`, about 3e150,
+    before it enters the moments, whose squares would overflow; by that invariance
+    the clip matters only when norms beyond it meet much smaller ones in the
+    moments' memory). With SGD a step is proportional to :math:`n_i`, so tasks whose
     gradients are 100x larger jump to the floor and back: scale ``lr`` to your norms.
     The paper trains w with the network's optimiser; Adam is the common choice.
 
@@ -89,11 +135,11 @@ class GradNorm(LossWeighting):
         "_given_initial_losses": array("K", "> 0", optional=True),
     }
     fields = {
-        "_weights": array("K", "> 0"),
+        "_weights": array("K", ">= 0"),
         "_initial_losses": array("K", "> 0", optional=True),
         "_step": count(),
-        "_adam_m": array("K"),
-        "_adam_v": array("K", ">= 0"),
+        "_adam_m": array("K", low=-ADAM_MOMENT_BOUNDS[0], high=ADAM_MOMENT_BOUNDS[0]),
+        "_adam_v": array("K", ">= 0", high=ADAM_MOMENT_BOUNDS[1]),
     }
 
     def __init__(
@@ -116,7 +162,7 @@ class GradNorm(LossWeighting):
         self._given_initial_losses = (
             None
             if initial_losses is None
-            else as_task_vector(initial_losses, "initial_losses", self.num_tasks, need="> 0")
+            else as_real_task_vector(initial_losses, "initial_losses", self.num_tasks, need="> 0")
         )
         self.reset()
 
@@ -149,21 +195,29 @@ class GradNorm(LossWeighting):
         """
         K = self.num_tasks
         L = self._check_losses(losses)
-        n = as_task_vector(grad_norms, "grad_norms", K, need=">= 0")
-        if self._initial_losses is None:
-            self._initial_losses = L.copy()
-        ratio = L / self._initial_losses
-        r = ratio / ratio.mean()
+        n = as_real_task_vector(grad_norms, "grad_norms", K, need=">= 0")
+        L0 = L.copy() if self._initial_losses is None else self._initial_losses
+        r = training_rates(L, L0)
         w = self._weights
-        Gw = w * n
-        target = Gw.mean() * r**self.alpha
+        # Only the signs of G_i - target_i are used: a common power-of-two scale of the
+        # norms changes no bit of them, and keeps w * n finite.
+        scaled = np.ldexp(n, -int(np.frexp(n.max())[1])) if n.max() > _LARGE else n
+        Gw = w * scaled
+        with np.errstate(over="ignore", invalid="ignore"):
+            target = Gw.mean() * r**self.alpha
+        target[np.isnan(target)] = 0.0  # 0 * inf: a zero mean of G has target 0
         grad = np.sign(Gw - target) * n
-        self._step += 1
-        step, self._adam_m, self._adam_v = descent_step(
-            self.optimizer, grad, self.lr, self._adam_m, self._adam_v, self._step
-        )
-        w = np.maximum(w - step, self.min_weight)
-        self._weights = w * (K / w.sum())
+        step = self._step + 1
+        delta, m, v = descent_step(self.optimizer, grad, self.lr, self._adam_m, self._adam_v, step)
+        if not np.isfinite(delta).all():
+            i = int(np.flatnonzero(~np.isfinite(delta))[0])
+            raise ValueError(
+                f"lr = {self.lr!r} is too large here: the {self.optimizer} step on the weight "
+                f"of task {i} (grad_norms[{i}] = {float(n[i])!r}) overflows float64; "
+                "use a smaller lr"
+            )
+        self._weights = _renormalised(np.maximum(w - delta, self.min_weight))
+        self._initial_losses, self._adam_m, self._adam_v, self._step = L0, m, v, step
         return self.weights
 
     def __call__(self, losses: object, grad_norms: object) -> np.ndarray:
@@ -176,3 +230,27 @@ class GradNorm(LossWeighting):
     def step(self) -> int:
         """How many updates have been made."""
         return self._step
+
+    def check_state(self, values: dict) -> None:
+        K, step, w = self.num_tasks, values["_step"], values["_weights"]
+        m, v = values["_adam_m"], values["_adam_v"]
+        given, initial = values["_given_initial_losses"], values["_initial_losses"]
+        if not np.isclose(w.sum(), K, rtol=1e-9, atol=0.0):
+            raise ValueError(f"state['weights'] must sum to K = {K}; got {w} (sum {w.sum()!r})")
+        if given is not None and (initial is None or initial.tobytes() != given.tobytes()):
+            raise ValueError(
+                "state['initial_losses'] must equal the given initial losses "
+                f"(state['hyperparameters']['given_initial_losses'] = {given}); got {initial}"
+            )
+        if step > 0 and initial is None:
+            raise ValueError(
+                f"state['initial_losses'] is None after state['step'] = {step} updates "
+                "(the first update records them)"
+            )
+        # Weights or initial losses set at step 0 are a warm start, allowed; moments at
+        # step 0 would be amplified by the bias correction, 1 / (1 - beta^t).
+        if (step == 0 or values["optimizer"] == "sgd") and ((m != 0).any() or (v != 0).any()):
+            raise ValueError(
+                "state['adam_m'] and state['adam_v'] must be 0 before the first update and "
+                f"with optimizer 'sgd'; got {m} and {v}"
+            )

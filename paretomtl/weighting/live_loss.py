@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from paretomtl._checks import check_reciprocal
+from paretomtl.state import array
 from paretomtl.weighting._base import SU_2022, LossWeighting
 from paretomtl.weighting._registry import register
 
@@ -31,8 +33,9 @@ class LiveLossNormalization(LossWeighting):
     geometric mean itself: the same direction, scaled by :math:`M_0 / K`). Every
     weighted loss :math:`w_i L_i` is 1 (to rounding), whatever the scale of
     :math:`L_i`: the method is invariant to per-task rescaling of the losses. The
-    losses must be > 0 (a subnormal loss, below 2.2e-308, has a weight beyond
-    float64's range: inf).
+    losses must be > 0; a loss below about 5.6e-309 (subnormal), whose weight would
+    be beyond float64's range, raises a ValueError naming the task (no rescaling
+    keeps every weighted loss at 1).
 
     Args:
         num_tasks: K >= 1.
@@ -50,5 +53,8 @@ class LiveLossNormalization(LossWeighting):
         super().__init__(num_tasks)
         self.reset()
 
+    fields = {"_weights": array("K", "> 0", optional=True)}
+
     def _compute(self, losses: np.ndarray) -> np.ndarray:
+        check_reciprocal(losses, "losses", self.why)
         return 1.0 / losses

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from paretomtl._checks import as_task_vector
-from paretomtl.state import array
+from paretomtl._checks import as_real_task_vector, check_reciprocal
+from paretomtl.state import array, value
 from paretomtl.weighting._base import SU_2022, LossWeighting
 from paretomtl.weighting._registry import register
 
@@ -130,6 +130,13 @@ def prior_loss_regression(labels: object, *, reduction: str = "mean") -> float:
     return float(var.mean() if reduction == "mean" else var.sum())
 
 
+def _check_priors(x: object, K: int, where: str) -> np.ndarray:
+    """K losses > 0 whose reciprocals are finite."""
+    arr = array("K", "> 0").check(x, K, where)
+    check_reciprocal(arr, where)
+    return arr
+
+
 @register(
     "prior-loss",
     kind="loss",
@@ -156,7 +163,8 @@ class PriorLossNormalization(LossWeighting):
 
     Args:
         num_tasks: K >= 1.
-        prior_losses: the K values :math:`L_i^{(\mathrm{prior})}`, finite and > 0.
+        prior_losses: the K values :math:`L_i^{(\mathrm{prior})}`, finite and > 0 (and
+            at least about 5.6e-309, so that the weights are finite).
 
     Example:
         >>> from paretomtl.weighting import (
@@ -166,12 +174,21 @@ class PriorLossNormalization(LossWeighting):
         array([0.7213, 1.    ])
     """
 
-    hyperparameters = {"prior_losses": array("K", "> 0")}
+    hyperparameters = {"prior_losses": value(_check_priors)}
 
     def __init__(self, num_tasks: int, prior_losses: object) -> None:
         super().__init__(num_tasks)
-        self.prior_losses = as_task_vector(prior_losses, "prior_losses", self.num_tasks, need="> 0")
+        priors = as_real_task_vector(prior_losses, "prior_losses", self.num_tasks, need="> 0")
+        check_reciprocal(priors, "prior_losses", "the weights are 1 / prior_losses")
+        self.prior_losses = priors
         self.reset()
 
     def _compute(self, losses: np.ndarray) -> np.ndarray:
         return 1.0 / self.prior_losses
+
+    def check_state(self, values: dict) -> None:
+        w, expected = values["_weights"], 1.0 / values["prior_losses"]
+        if w is not None and w.tobytes() != expected.tobytes():
+            raise ValueError(
+                f"state['weights'] must be 1 / prior_losses = {expected} (or None); got {w}"
+            )

@@ -7,7 +7,7 @@ import copy
 import numpy as np
 
 from paretomtl._checks import as_generator, check_choice
-from paretomtl.state import choice, generator, value
+from paretomtl.state import array, choice, generator, same_plain, value
 from paretomtl.weighting._base import LossWeighting
 from paretomtl.weighting._registry import register
 
@@ -38,7 +38,8 @@ class RandomLossWeighting(LossWeighting):
     standard normal followed by softmax is its default and the one in its authors'
     library (LibMTL, ``LibMTL/weighting/RLW.py``: ``F.softmax(torch.randn(K))``).
     ``distribution="uniform"`` draws :math:`z \sim U(0, 1)^K` instead (then softmax),
-    as LibMTL's earlier version offered. The losses are checked (finite) but do not
+    as LibMTL's earlier version offered (a ``dist`` option, until its 2022-01-06
+    "update RLW"). The losses are checked (finite) but do not
     affect the weights.
 
     Randomness: ``seed`` is an int, None (fresh entropy) or a
@@ -61,7 +62,11 @@ class RandomLossWeighting(LossWeighting):
     """
 
     hyperparameters = {"distribution": choice(*_DISTRIBUTIONS)}
-    fields = {"_rng": generator(), "_initial_rng": value(generator().check)}
+    fields = {
+        "_weights": array("K", "> 0", optional=True),
+        "_rng": generator(),
+        "_initial_rng": value(generator().check),
+    }
 
     def __init__(
         self,
@@ -84,3 +89,19 @@ class RandomLossWeighting(LossWeighting):
         z = self._rng.standard_normal(K) if self.distribution == "normal" else self._rng.random(K)
         e = np.exp(z - z.max())
         return e / e.sum()
+
+    def check_state(self, values: dict) -> None:
+        rng, initial, w = values["_rng"], values["_initial_rng"], values["_weights"]
+        if rng["bit_generator"] != initial["bit_generator"]:
+            raise ValueError(
+                f"state['rng'] is a {rng['bit_generator']} state but state['initial_rng'] a "
+                f"{initial['bit_generator']} one: the generator is a copy of the initial one"
+            )
+        if (w is None) != same_plain(rng, initial):
+            raise ValueError(
+                "state['weights'] must be None exactly when state['rng'] is still at "
+                "state['initial_rng'] (no draw since the start or the last reset); got "
+                f"weights {w} with the generator {'not ' * (w is None)}advanced"
+            )
+        if w is not None and not np.isclose(w.sum(), 1.0, rtol=0.0, atol=1e-9):
+            raise ValueError(f"state['weights'] must sum to 1 (a softmax); got {w}")

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from paretomtl._checks import as_task_vector, check_choice, check_real
+from paretomtl._checks import as_real_task_vector, check_choice, check_real
 from paretomtl.state import array, choice, count, real, value
 from paretomtl.weighting._base import LossWeighting
-from paretomtl.weighting._optim import descent_step
+from paretomtl.weighting._optim import ADAM_MOMENT_BOUNDS, descent_step
 from paretomtl.weighting._registry import register
 
 _FACTORS = {"regression": 0.5, "classification": 1.0}
+# s = log sigma^2 stays >= -700: the weights c exp(-s) are then at most about 1e304.
+LOWEST_LOG_VARIANCE = -700.0
+_HIGHEST = float(np.finfo(np.float64).max)
 
 
 def _check_task_types(types: object, K: int, where: str) -> tuple[str, ...]:
@@ -18,7 +21,7 @@ def _check_task_types(types: object, K: int, where: str) -> tuple[str, ...]:
     if isinstance(types, str) or not isinstance(types, list | tuple) or len(types) != K:
         raise ValueError(f"{where} must be one type or {K}, one per task; got {types!r}")
     for i, t in enumerate(types):
-        if t not in _FACTORS:
+        if not isinstance(t, str) or t not in _FACTORS:
             raise ValueError(
                 f"{where}[{i}] (task {i}) is {t!r}; use 'regression' or 'classification'"
             )
@@ -70,8 +73,20 @@ class UncertaintyWeighting(LossWeighting):
     derivation has squared errors and cross-entropies; a negative loss would send
     :math:`s_i \to -\infty`).
 
+    Range: :math:`s_i` is kept >= -700 (a step that would go below stops there), so
+    the weights stay below about 1e304 (:math:`c_i e^{700}`). Without the bound the
+    update is unbounded below: a task whose loss is 0 (or, at equilibrium, below
+    about 1e-304) has an optimum weight beyond float64's range, and a large ``lr``
+    sends s to -inf, the weights to inf and then s to NaN. A step upwards that
+    overflows float64 (a huge ``lr``) stops at its largest float; above
+    :math:`s \approx 745` the weight is 0 to float64. Within these bounds the update
+    is the paper's (Adam's gradient clip at 3e150 aside, see below).
+
     The optimiser: ``"adam"`` (default; Kingma & Ba 2015, beta = (0.9, 0.999),
-    eps = 1e-8, bias-corrected) or ``"sgd"`` (:math:`s \leftarrow s - \eta\,\partial`).
+    eps = 1e-8, bias-corrected; the gradient clipped to :math:`\pm 2^{500}` before it
+    enters the moments, whose squares would otherwise overflow: a loss of 1e308 would
+    leave them at inf and s frozen) or ``"sgd"``
+    (:math:`s \leftarrow s - \eta\,\partial`).
     The paper learns s with the network's optimiser and gives no separate rate;
     the default ``lr = 1e-3`` is Adam's own default. Start: ``s = 0``
     (:math:`\sigma = 1`, weights :math:`c_i`). A task whose loss stays at exactly 0
@@ -83,7 +98,8 @@ class UncertaintyWeighting(LossWeighting):
             of them per task.
         lr: step size for s, > 0.
         optimizer: ``"adam"`` or ``"sgd"``.
-        initial_log_variances: :math:`s_i` at the start, a scalar or K values.
+        initial_log_variances: :math:`s_i` at the start, a scalar or K values, finite
+            and >= -700.
 
     Example:
         >>> from paretomtl.weighting import UncertaintyWeighting
@@ -99,12 +115,12 @@ class UncertaintyWeighting(LossWeighting):
         "task_types": value(_check_task_types),
         "lr": real(low=0.0, low_open=True),
         "optimizer": choice("adam", "sgd"),
-        "initial_log_variances": array("K"),
+        "initial_log_variances": array("K", low=LOWEST_LOG_VARIANCE),
     }
     fields = {
-        "_log_variances": array("K"),
-        "_adam_m": array("K"),
-        "_adam_v": array("K", ">= 0"),
+        "_log_variances": array("K", low=LOWEST_LOG_VARIANCE),
+        "_adam_m": array("K", low=-ADAM_MOMENT_BOUNDS[0], high=ADAM_MOMENT_BOUNDS[0]),
+        "_adam_v": array("K", ">= 0", high=ADAM_MOMENT_BOUNDS[1]),
         "_step": count(),
     }
     loss_domain = ">= 0"
@@ -125,9 +141,14 @@ class UncertaintyWeighting(LossWeighting):
         types = _check_task_types(types, K, "task_types")
         self.lr = check_real(lr, "lr", low=0.0, low_open=True)
         self.optimizer = check_choice(optimizer, "optimizer", ("adam", "sgd"))
-        self.initial_log_variances = as_task_vector(
-            initial_log_variances, "initial_log_variances", K, broadcast=True
-        )
+        s0 = as_real_task_vector(initial_log_variances, "initial_log_variances", K, broadcast=True)
+        if (s0 < LOWEST_LOG_VARIANCE).any():
+            i = int(np.flatnonzero(s0 < LOWEST_LOG_VARIANCE)[0])
+            raise ValueError(
+                f"initial_log_variances[{i}] (task {i}) is {float(s0[i])!r}; each must be "
+                f">= {LOWEST_LOG_VARIANCE:g} (the weight c exp(-s) within float64's range)"
+            )
+        self.initial_log_variances = s0
         self.task_types = types
         self.reset()
 
@@ -161,11 +182,26 @@ class UncertaintyWeighting(LossWeighting):
 
     def _compute(self, losses: np.ndarray) -> np.ndarray:
         w = self.factors * np.exp(-self._log_variances)
-        grad = 0.5 - w * losses
         step = self._step + 1
-        delta, self._adam_m, self._adam_v = descent_step(
-            self.optimizer, grad, self.lr, self._adam_m, self._adam_v, step
-        )
-        self._log_variances = self._log_variances - delta
-        self._step = step
+        # w L may overflow to inf (1e304 * 1e308): Adam clips the gradient; with SGD
+        # the step is +-inf and s stops at a bound. s - delta is never inf - inf.
+        with np.errstate(over="ignore"):
+            grad = 0.5 - w * losses
+            delta, m, v = descent_step(
+                self.optimizer, grad, self.lr, self._adam_m, self._adam_v, step
+            )
+            s = np.clip(self._log_variances - delta, LOWEST_LOG_VARIANCE, _HIGHEST)
+        self._log_variances, self._adam_m, self._adam_v, self._step = s, m, v, step
         return w
+
+    def check_state(self, values: dict) -> None:
+        # Log-variances set at step 0 are a warm start, allowed; moments at step 0 would
+        # be amplified by the bias correction, 1 / (1 - beta^t).
+        step, m, v, w = values["_step"], values["_adam_m"], values["_adam_v"], values["_weights"]
+        if step > 0 and w is None:
+            raise ValueError(f"state['weights'] is None after state['step'] = {step} updates")
+        if (step == 0 or values["optimizer"] == "sgd") and ((m != 0).any() or (v != 0).any()):
+            raise ValueError(
+                "state['adam_m'] and state['adam_v'] must be 0 before the first update and "
+                f"with optimizer 'sgd'; got {m} and {v}"
+            )

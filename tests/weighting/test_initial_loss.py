@@ -118,5 +118,5 @@ def test_zero_initial_loss_names_the_task_and_changes_nothing():
     with pytest.raises(ValueError, match=r"losses\[2\] \(task 2\) is 0.0"):
         norm.update([1.0, 1.0, 0.0])
     after = norm.state_dict()
-    np.testing.assert_array_equal(after["loss_sum"], before["loss_sum"])
+    np.testing.assert_array_equal(after["loss_mean"], before["loss_mean"])
     assert after["count"] == before["count"] == 1
