@@ -9,6 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from paretomtl import solvers  # noqa: E402
 from paretomtl.adapters.torch import Aggregator, backward  # noqa: E402
 from tests.adapters.test_torch import Net, data, explicit_jacobian, flat_grad  # noqa: E402
 
@@ -115,3 +116,35 @@ def test_a_task_that_never_reaches_the_shared_parameters_is_named_once(method):
         net = Net()
         losses, _ = net.losses(x, ys)
         Aggregator(method, seed=0).backward(losses, net.shared())
+
+
+def corruptions(state):
+    """One malformed copy of an Aggregator state per kind of damage."""
+    bad_rng = {**state["rng"], "state": {**state["rng"]["state"], "inc": 2}}
+    method_state = dict(state["method_state"])
+    method_state["targets"] = np.full((3, 3), np.nan)
+    yield "missing", {k: v for k, v in state.items() if k != "steps"}, "missing"
+    yield "unknown", {**state, "extra": 1}, "unknown"
+    yield "steps", {**state, "steps": -1}, r"state\['steps'\]"
+    yield "rng", {**state, "rng": bad_rng}, r"state\['rng'\]"
+    yield "method_state", {**state, "method_state": method_state}, r"targets"
+
+
+@pytest.mark.parametrize("given", [False, True])
+def test_a_malformed_aggregator_state_changes_nothing(given):
+    net = Net()
+    x, ys = data()
+    agg = Aggregator(solvers.GradVac(3, seed=0) if given else "gradvac", seed=0)
+    for _ in range(2):
+        net.zero_grad()
+        losses, _ = net.losses(x, ys)
+        agg.backward(losses, net.shared())
+    before = agg.state_dict()
+    for name, broken, match in corruptions(agg.state_dict()):
+        with pytest.raises(ValueError, match=match):
+            agg.load_state_dict(broken)
+        after = agg.state_dict()
+        assert after["steps"] == before["steps"] and after["rng"] == before["rng"], name
+        np.testing.assert_array_equal(
+            after["method_state"]["targets"], before["method_state"]["targets"]
+        )

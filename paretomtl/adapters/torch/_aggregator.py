@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from paretomtl._checks import check_count
 from paretomtl.adapters.torch._jacobian import (
     MODES,
     PRECISIONS,
@@ -20,6 +22,7 @@ from paretomtl.adapters.torch._jacobian import (
 )
 from paretomtl.adapters.torch._routes import GradientRoute, LossRoute, resolve
 from paretomtl.solvers import ConflictStats, ConflictTracker, SolverResult
+from paretomtl.state import generator
 
 _ON_NON_FINITE = ("raise", "skip")
 
@@ -256,24 +259,55 @@ class Aggregator:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore :meth:`state_dict` output; a resumed run continues bit for bit."""
+        """Restore :meth:`state_dict` output; a resumed run continues bit for bit.
+
+        Everything is checked before anything changes: a malformed state raises a
+        ValueError naming its field and leaves the aggregator (and a method object
+        it was given) as it was."""
+        if not isinstance(state, Mapping):
+            raise TypeError(f"state must be a dict from Aggregator.state_dict(); got {state!r}")
+        expected = {"method", "steps", "rng", "method_state", "conflicts"}
+        if set(state) != expected:
+            raise ValueError(
+                f"state must have the keys {sorted(expected)}; missing "
+                f"{sorted(expected - set(state), key=str)}, unknown "
+                f"{sorted(set(state) - expected, key=str)}"
+            )
         if state["method"] != self.method:
             raise ValueError(f"state is for method {state['method']!r}, not {self.method!r}")
-        tracked = state.get("conflicts")
+        steps = check_count(state["steps"], "state['steps']")
+        rng = generator().check(state["rng"], 0, "state['rng']")
+        if rng["bit_generator"] != type(self._rng.bit_generator).__name__:
+            raise ValueError(
+                f"state['rng'] is a {rng['bit_generator']} state; this aggregator's "
+                f"generator is a {type(self._rng.bit_generator).__name__}"
+            )
+        tracked = state["conflicts"]
         tracker = None
         if tracked is not None:
-            tracker = ConflictTracker(int(tracked["num_tasks"]), **(self._track or {}))
-            tracker.load_state_dict(tracked)
+            try:
+                tracker = ConflictTracker(tracked["num_tasks"], **(self._track or {}))
+                tracker.load_state_dict(tracked)
+            except (TypeError, ValueError, KeyError) as exc:
+                raise ValueError(f"state['conflicts']: {exc}") from None
         saved = state["method_state"]
         method = self._method if self.route.fixed else None
         if saved is not None:
+            try:
+                trial = copy.deepcopy(method) if method is not None else None
+                if trial is None:
+                    trial = self.route.build(saved["num_tasks"])
+                trial.load_state_dict(saved)
+            except (TypeError, ValueError, KeyError) as exc:
+                raise ValueError(f"state['method_state']: {exc}") from None
             if method is None:
-                method = self.route.build(int(saved["num_tasks"]))
-            method.load_state_dict(saved)
+                method = trial
+            else:
+                method.load_state_dict(saved)  # the user's own object, checked above
         self._method = method
         self._tracker = tracker
-        self.steps = int(state["steps"])
-        self._rng.bit_generator.state = state["rng"]
+        self.steps = steps
+        self._rng.bit_generator.state = rng
 
     # -- the step ------------------------------------------------------------------
     def backward(
