@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from paretomtl._checks import check_gram_size, check_num_tasks, check_real
-from paretomtl.solvers._input import prepare
+from paretomtl.solvers._input import lost_error, prepare_scaled
 from paretomtl.state import Stateful, array, count, real
 
 # Relative rounding in v_hat - m_hat^2 below which the spread is taken as 0.
@@ -173,9 +173,11 @@ class ConflictTracker(Stateful):
 
     def update(self, grads: object = None, *, gram: object = None) -> ConflictStats:
         """Add one step's gradients (K x M) or Gram matrix (K x K); return the statistics."""
-        _, G = prepare(grads, gram)
-        check_gram_size(G, self.num_tasks, "ConflictTracker")
-        return self.update_gram(G)
+        p = prepare_scaled(grads, gram)  # cosines need the Gram at any scale
+        if p.lost:
+            raise lost_error(p.lost, "ConflictTracker")
+        check_gram_size(p.gram, self.num_tasks, "ConflictTracker")
+        return self.update_gram(p.gram)
 
     __call__ = update
 

@@ -12,7 +12,7 @@ from paretomtl._checks import (
     check_real,
 )
 from paretomtl._kernels.gradvac import gradvac_coefficients
-from paretomtl.solvers._input import prepare
+from paretomtl.solvers._input import lost_error, prepare_scaled, unscaled_gram
 from paretomtl.solvers._registry import register
 from paretomtl.solvers._result import SolverResult
 from paretomtl.solvers.pcgrad import coefficient_result
@@ -192,7 +192,10 @@ class GradVac(Stateful):
             ``"cosines"`` (the pre-adjustment :math:`\\phi_{ij}` met; diagonal 0),
             ``"targets"`` (after the update, a copy).
         """
-        J, G = prepare(grads, gram)
+        p = prepare_scaled(grads, gram)  # any scale: the Gram of 2**e * grads
+        if p.lost:
+            raise lost_error(p.lost, "gradvac")
+        J, G = p.grads, p.gram
         check_gram_size(G, self.num_tasks, "GradVac")
         K = self.num_tasks
         orders = other_task_orders(K, self._rng)
@@ -208,6 +211,9 @@ class GradVac(Stateful):
             "cosines": phis,
             "targets": targets.copy(),
         }
-        return coefficient_result(A, J, G, self.reduction, "gradvac", extras)
+        G, exponent = unscaled_gram(G, p.exponent)
+        return coefficient_result(
+            A, J, G, self.reduction, "gradvac", extras, gram_exponent=exponent
+        )
 
     __call__ = update

@@ -12,7 +12,7 @@ from paretomtl._checks import (
     check_real,
 )
 from paretomtl._kernels.pcgrad import pcgrad_coefficients
-from paretomtl.solvers._input import prepare
+from paretomtl.solvers._input import lost_error, prepare_scaled, unscaled_gram
 from paretomtl.solvers._registry import register
 from paretomtl.solvers._result import SolverResult
 from paretomtl.solvers.conflict import ConflictTracker
@@ -197,7 +197,10 @@ class MomentumPCGrad(Stateful):
             ``"signal_to_noise"`` (:math:`\\rho`), ``"stats"`` (the tracker's
             :class:`~paretomtl.solvers.conflict.ConflictStats` after this step).
         """
-        J, G = prepare(grads, gram)
+        p = prepare_scaled(grads, gram)  # any scale: the Gram of 2**e * grads
+        if p.lost:
+            raise lost_error(p.lost, "momentum-pcgrad")
+        J, G = p.grads, p.gram
         check_gram_size(G, self.num_tasks, "MomentumPCGrad")
         K = self.num_tasks
         stats = self._tracker.update_gram(G)
@@ -213,7 +216,10 @@ class MomentumPCGrad(Stateful):
             "signal_to_noise": rho,
             "stats": stats,
         }
-        return coefficient_result(A, J, G, self.reduction, "momentum-pcgrad", extras)
+        G, exponent = unscaled_gram(G, p.exponent)
+        return coefficient_result(
+            A, J, G, self.reduction, "momentum-pcgrad", extras, gram_exponent=exponent
+        )
 
     __call__ = update
 

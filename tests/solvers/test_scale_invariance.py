@@ -306,3 +306,26 @@ def test_rows_just_below_the_rescaling_bound_are_not_lost(name, ratio):
     B = np.array([[ratio, 0.3], [0.82161814, -0.5]])
     for k in range(-452, -446):
         check_same_answer(name, METHODS[name](B), METHODS[name](np.ldexp(B, k)), k, 2, 2.0**-1074)
+
+
+@pytest.mark.parametrize("name", sorted(STATEFUL))
+@given(
+    steps=st.lists(
+        grads_matrices(min_tasks=3, max_tasks=3, max_dim=4).map(
+            lambda J: _clip_range(np.pad(J, ((0, 0), (0, 4 - J.shape[1]))), 40)
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+    k=st.one_of(st.integers(-960, -500), st.integers(500, 960)),
+    seed=st.integers(0, 2**16),
+)
+def test_stateful_float64_beyond_the_gram_range(name, steps, k, seed):
+    """float64 gradients whose Gram matrix under- or overflows (|c| ~ 1e+-150..1e+-289):
+    the stateful methods rescale too, and their weights do not move."""
+    plain, scaled = STATEFUL[name](3, seed), STATEFUL[name](3, seed)
+    for B in steps:
+        J = np.ldexp(B, k)
+        if not np.array_equal(np.ldexp(J, -k), B):
+            continue  # 2**k * B not exact (entries left the normal range)
+        np.testing.assert_array_equal(scaled(J).weights, plain(B).weights)
