@@ -27,6 +27,7 @@ from paretomtl.weighting import (
     available,
     info,
 )
+from tests.asserts import assert_same_state
 
 # (registry name, constructor of K, domain of the losses, symmetric in the tasks)
 CASES = {
@@ -94,23 +95,6 @@ def step(obj, losses, t):
 
 def run(obj, losses, start=0):
     return [step(obj, L, start + t) for t, L in enumerate(losses)]
-
-
-def assert_same_state(a, b, path="state"):
-    """Equal bit for bit: same keys, same types of containers, same array bytes."""
-    if isinstance(a, dict):
-        assert isinstance(b, dict) and a.keys() == b.keys(), path
-        for k in a:
-            assert_same_state(a[k], b[k], f"{path}[{k!r}]")
-    elif isinstance(a, (list, tuple)):
-        assert isinstance(b, (list, tuple)) and len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            assert_same_state(x, y, f"{path}[{i}]")
-    elif isinstance(a, np.ndarray):
-        assert isinstance(b, np.ndarray) and a.dtype == b.dtype and a.shape == b.shape, path
-        assert a.tobytes() == b.tobytes(), path
-    else:
-        assert type(a) is type(b) and a == b, f"{path}: {a!r} != {b!r}"
 
 
 def assert_plain(value, path="state"):
