@@ -21,6 +21,7 @@ from paretomtl.weighting import (
     DynamicWeightAverage,
     GradNorm,
     LiveLossNormalization,
+    SmoothTchebycheff,
     UncertaintyWeighting,
 )
 
@@ -79,6 +80,31 @@ def options(name, K):
         ),
         "rlw": st.fixed_dictionaries(
             {"seed": st.integers(0, 2**32 - 1), "distribution": choose(["normal", "uniform"])}
+        ),
+        "imtl-l": st.fixed_dictionaries(
+            {
+                "lr": rates,
+                "optimizer": choose(["adam", "sgd"]),
+                "initial_scales": st.floats(-708.0, 708.0),
+            }
+        ),
+        "famo": st.fixed_dictionaries(
+            {
+                "lr": rates,
+                "gamma": st.one_of(st.floats(0.0, BIGGEST), choose([0.0, 1e-3])),
+                "optimizer": choose(["adam", "sgd"]),
+                "min_losses": st.one_of(st.floats(-BIGGEST, 0.0), vectors(positive, K)),
+                "eps": st.one_of(st.floats(5e-324, BIGGEST), choose([1e-8])),
+            }
+        ),
+        "stch": st.fixed_dictionaries(
+            {
+                "mu": st.one_of(st.floats(5e-324, BIGGEST), choose([1e-300, 1.0])),
+                "preference": st.one_of(st.just(1.0), vectors(positive, K)),
+                "warmup_epochs": st.integers(0, 2),
+                "per": choose(["epoch", "step"]),
+                "reference": st.one_of(st.none(), vectors(positive, K)),
+            }
         ),
         "gradnorm": st.fixed_dictionaries(
             {
@@ -156,7 +182,7 @@ def test_weights_and_state_stay_finite_or_the_error_names_the_task(name, data):
             continue
         assert w.dtype == np.float64 and w.shape == (K,)
         assert np.isfinite(w).all() and (w >= 0).all(), (losses, w)
-        if isinstance(obj, DynamicWeightAverage) and obj.per == "epoch":
+        if isinstance(obj, DynamicWeightAverage | SmoothTchebycheff) and obj.per == "epoch":
             if data.draw(st.booleans(), label="end epoch"):
                 obj.end_epoch()
         state = obj.state_dict()

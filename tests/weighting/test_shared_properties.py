@@ -13,6 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from paretomtl.weighting import (
+    FAMO,
+    IMTLL,
     ConstantWeighting,
     DynamicWeightAverage,
     EqualWeighting,
@@ -23,6 +25,7 @@ from paretomtl.weighting import (
     LossWeighting,
     PriorLossNormalization,
     RandomLossWeighting,
+    SmoothTchebycheff,
     UncertaintyWeighting,
     available,
     info,
@@ -71,12 +74,42 @@ CASES = {
         lambda K: RandomLossWeighting(K, seed=8, distribution="uniform"),
         "finite",
     ),
+    "imtl-l-adam": ("imtl-l", lambda K: IMTLL(K, lr=0.05), ">= 0"),
+    "imtl-l-sgd": (
+        "imtl-l",
+        lambda K: IMTLL(K, lr=0.1, optimizer="sgd", initial_scales=np.linspace(-0.5, 0.5, K)),
+        ">= 0",
+    ),
+    "famo": ("famo", lambda K: FAMO(K, lr=0.1), ">= 0"),
+    "famo-sgd": (
+        "famo",
+        lambda K: FAMO(K, lr=0.5, gamma=0.01, optimizer="sgd", min_losses=-6.0),
+        "finite",
+    ),
+    "stch-epoch": ("stch", SmoothTchebycheff, ">= 0"),
+    "stch-step": (
+        "stch",
+        lambda K: SmoothTchebycheff(K, mu=0.5, warmup_epochs=1, per="step"),
+        ">= 0",
+    ),
+    "stch-reference": (
+        "stch",
+        lambda K: SmoothTchebycheff(
+            K,
+            mu=0.2,
+            preference=np.linspace(0.5, 1.5, K),
+            warmup_epochs=0,
+            reference=np.linspace(1.0, 2.0, K),
+        ),
+        ">= 0",
+    ),
 }
 # Cases whose weights do not single out a task by its index: permuting the losses
 # permutes the weights.
 EQUIVARIANT = [
     "equal", "initial-loss", "live-loss", "gm-2.5", "gm-0", "gm--3", "gm-inf", "gm--inf", "gls",
     "uncertainty-sgd", "dwa-epoch", "dwa-step",
+    "imtl-l-adam", "famo", "famo-sgd", "stch-epoch", "stch-step",
 ]  # fmt: skip
 IDS = sorted(CASES)
 
