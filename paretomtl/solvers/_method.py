@@ -22,7 +22,10 @@ class Solver:
     that read them (EPO). A method with a ``seed`` option gets one
     ``numpy.random.Generator`` from it at construction, which every call advances,
     so repeated calls draw fresh orders and the sequence is reproducible from the
-    seed. Unknown options are refused at construction, with the valid ones listed.
+    seed. ``needs_grads`` is the function's own (True for the methods that read
+    every coordinate of the K x M gradients and refuse a Gram matrix alone, such
+    as GradDrop; the torch adapter then hands them the gradients). Unknown options
+    are refused at construction, with the valid ones listed.
     This is what ``solvers.method("name", **options)`` and the torch adapter build;
     a user's own function ``f(grads=None, *, gram=None) -> SolverResult`` works the
     same way.
@@ -37,10 +40,12 @@ class Solver:
         >>> pcgrad = solvers.method("pcgrad", reduction="mean", seed=0)
         >>> pcgrad(np.array([[1.0, 0.0], [-1.0, 1.0]])).direction
         array([0.25, 0.75])
+        >>> pcgrad.needs_grads  # PCGrad works on the Gram matrix alone
+        False
         >>> solvers.method("mgda", tolerance=1e-3)
         Traceback (most recent call last):
         ...
-        ValueError: unknown option 'tolerance' for mgda; valid options: max_iter, method, tol
+        ValueError: unknown option 'tolerance' for mgda; valid options: max_iter, method, ...tol
     """
 
     def __init__(self, function: Callable[..., SolverResult], /, **options: object) -> None:
@@ -59,6 +64,7 @@ class Solver:
                 )
         self.function = function
         self.needs_losses = "losses" in params
+        self.needs_grads = bool(getattr(function, "needs_grads", False))
         self.options = dict(options)
         if "seed" in valid:
             self.options["seed"] = as_generator(options.get("seed"))

@@ -12,9 +12,14 @@ class SolverResult:
     """Weights, direction and diagnostics of one solver call.
 
     Attributes:
-        weights: (K,) float64 combination weights; the direction is ``weights @ grads``.
+        weights: (K,) float64 combination weights, the direction being
+            ``weights @ grads``; None for the methods whose direction is no such
+            combination of the current gradients (GradDrop's sign masks, TrimmedMean's
+            coordinate-wise trimming, methods that combine tracked gradients: see
+            ``extras`` for their own weights).
         direction: (M,) combined gradient when ``grads`` was given, else None. Its dtype
-            is that of ``grads`` (float32 for float16 input).
+            is that of ``grads`` (float32 for float16 input). Always set by the methods
+            that need ``grads`` (``needs_grads``), which refuse a Gram matrix alone.
         gram: the K x K float64 Gram matrix the weights were computed from: the one
             passed as ``gram``, else ``grads @ grads.T``; where float64 cannot hold
             that (gradient norms beyond about 1e154, or below about 1e-154), the Gram
@@ -42,7 +47,7 @@ class SolverResult:
         True
     """
 
-    weights: np.ndarray
+    weights: np.ndarray | None
     direction: np.ndarray | None
     gram: np.ndarray
     method: str
@@ -54,7 +59,11 @@ class SolverResult:
     gram_exponent: int = 0
 
     def __repr__(self) -> str:
-        w = np.array2string(self.weights, precision=4, separator=", ")
+        w = (
+            "None"
+            if self.weights is None
+            else np.array2string(self.weights, precision=4, separator=", ")
+        )
         d = (
             "None"
             if self.direction is None

@@ -32,7 +32,9 @@ class StepInfo:
     """What one aggregated backward did (all numpy, on the CPU).
 
     Attributes:
-        weights: (K,) weights of the task gradients in the combined gradient.
+        weights: (K,) weights of the task gradients in the combined gradient; None
+            for a method whose direction is no such combination (GradDrop,
+            TrimmedMean: ``result.direction`` is what was written).
         losses: (K,) float64 loss values (divided by the GradScaler's scale, if any).
         gram: (K, K) float64 Gram matrix of the task gradients at the shared
             parameters (at the features in representation mode), unscaled; None for
@@ -109,6 +111,13 @@ class Aggregator:
     that do not require grad are skipped, as torch's backward skips them; one listed
     twice is refused. A task whose gradient at the shared parameters is zero (its
     loss does not reach them) is named in a RuntimeWarning, once.
+
+    Methods that need the gradients themselves, not only their Gram matrix
+    (``needs_grads``: ``graddrop``, ``trimmed-mean``, and stateful ones such as those
+    that track the gradients) get the K x M per-task gradients as one numpy array on
+    the CPU (in the parameters' dtype; bfloat16 as float32), the Gram matrix, and the
+    losses where they read them; their ``result.direction`` is written into
+    ``.grad`` (into the features' backward in representation mode).
 
     Loss weightings (``dwa``, ``uncertainty``, ``live-loss``, ... and ``gradnorm``)
     need no per-task Jacobian: they weight the losses and run one ordinary backward
@@ -422,9 +431,29 @@ class Aggregator:
             return self._non_finite(f"gradient of task {i} has NaN or Inf", shared, scaler, values)
         self._warn_unreached(np.diagonal(G), "the shared features" if representation else None)
         G_unscaled = G / (scale * scale)
-        result = self.route.solve(method, G_unscaled, values)
-        weights = result.weights
-        if self.mode == "representation":
+        if self.route.needs_grads:
+            grads = _flat_numpy(jac, inputs, K, scale)
+            result = self.route.solve(method, G_unscaled, values, grads)
+            weights = result.weights
+            pieces = _direction_pieces(result.direction, inputs, jac, scale)
+            if representation:
+                torch.autograd.backward(
+                    [z for z, d in zip(inputs, pieces, strict=True) if d is not None],
+                    grad_tensors=[d for d in pieces if d is not None],
+                    inputs=shared,
+                    retain_graph=True if task_list else retain_graph,
+                )
+            else:
+                for p, d in zip(inputs, pieces, strict=True):
+                    if d is None:
+                        continue
+                    if p.grad is None:
+                        p.grad = d
+                    else:
+                        p.grad.add_(d)
+        elif self.mode == "representation":
+            result = self.route.solve(method, G_unscaled, values)
+            weights = result.weights
             combined = [
                 None
                 if J is None
@@ -441,6 +470,8 @@ class Aggregator:
                 retain_graph=True if task_list else retain_graph,
             )
         else:
+            result = self.route.solve(method, G_unscaled, values)
+            weights = result.weights
             accumulate_combination(shared, jac, weights)
         if task_list:
             torch.autograd.backward(
@@ -502,6 +533,71 @@ class Aggregator:
         total.backward(retain_graph=retain_graph)
         self.steps += 1
         return StepInfo(weights=weights, losses=values, gram=None, cosines=None, method=self.method)
+
+
+def _numpy_dtype(jac: Sequence[torch.Tensor | None], inputs: Sequence[torch.Tensor]):
+    """The torch dtype of the K x M array: the parameters' (promoted where they
+    differ), float32 for those numpy lacks (bfloat16)."""
+    dtypes = [J.dtype for J in jac if J is not None] or [x.dtype for x in inputs]
+    dtype = dtypes[0]
+    for other in dtypes[1:]:
+        dtype = torch.promote_types(dtype, other)
+    if dtype not in (torch.float16, torch.float32, torch.float64):
+        dtype = torch.float32
+    return dtype
+
+
+def _flat_numpy(
+    jac: Sequence[torch.Tensor | None], inputs: Sequence[torch.Tensor], K: int, scale: float
+) -> np.ndarray:
+    """The K x M Jacobian as a new numpy array on the CPU, rows the tasks, columns the
+    inputs' entries in order (zeros where no task reaches an input), divided by the
+    GradScaler's scale (float16 then widened to float32 first, so nothing underflows)."""
+    dtype = _numpy_dtype(jac, inputs)
+    if scale != 1.0 and dtype == torch.float16:
+        dtype = torch.float32
+    devices = {J.device for J in jac if J is not None}
+    # One transfer where every block lives on one device; else each block to the CPU.
+    where = devices.pop() if len(devices) == 1 else torch.device("cpu")
+    blocks = [
+        torch.zeros(K, x.numel(), dtype=dtype, device=where)
+        if J is None
+        else J.detach().reshape(K, -1).to(device=where, dtype=dtype)
+        for x, J in zip(inputs, jac, strict=True)
+    ]
+    flat = torch.cat(blocks, dim=1) if len(blocks) > 1 else blocks[0].clone()
+    if scale != 1.0:
+        flat = flat / scale  # a power of two for torch's GradScaler: exact
+    return flat.cpu().numpy()
+
+
+def _direction_pieces(
+    direction: np.ndarray,
+    inputs: Sequence[torch.Tensor],
+    jac: Sequence[torch.Tensor | None],
+    scale: float,
+) -> list[torch.Tensor | None]:
+    """``direction`` (M,) cut into one tensor per input, in its shape, dtype and on its
+    device, times the GradScaler's scale; None for an input no task reaches where
+    the direction is 0 there (its ``.grad`` is left as autograd leaves it)."""
+    d = torch.from_numpy(np.ascontiguousarray(direction))
+    if scale != 1.0:
+        d = d * scale
+    pieces: list[torch.Tensor | None] = []
+    start = 0
+    copies: dict[torch.device, torch.Tensor] = {}
+    for x, J in zip(inputs, jac, strict=True):
+        n = x.numel()
+        on = copies.get(x.device)
+        if on is None:  # one transfer per device
+            on = copies[x.device] = d.to(x.device)
+        piece = on[start : start + n]
+        start += n
+        if J is None and not bool(piece.any()):
+            pieces.append(None)
+            continue
+        pieces.append(piece.reshape(x.shape).to(x.dtype, copy=True))
+    return pieces
 
 
 def backward(

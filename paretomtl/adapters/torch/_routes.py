@@ -4,6 +4,10 @@ A gradient method is any callable that maps the Gram matrix (and, where it reads
 the losses) to a :class:`~paretomtl.solvers.SolverResult` or to K weights: a
 registered solver (by name), a :class:`~paretomtl.solvers.Solver`, a stateful object
 such as :class:`~paretomtl.solvers.GradVac`, or the user's own ``f(gram) -> weights``.
+A method that declares ``needs_grads = True`` (GradDrop, TrimmedMean: the attribute of
+the function, the class or the object) is called with the K x M gradients as a numpy
+array on the CPU and the Gram matrix, ``method(grads, gram=G)``, and must return a
+``SolverResult`` whose ``direction`` (M,) the adapter writes back.
 A loss weighting is a :class:`~paretomtl.weighting.LossWeighting` (by name or as an
 object), called with the losses and whatever else its ``inputs`` name. The choice is
 made once, when the adapter is built; the step never asks which method it runs.
@@ -32,7 +36,8 @@ class Route:
         fixed: True when the user gave the object itself (it is never rebuilt).
         stateful: whether the method keeps memory between steps.
         inputs: what a call needs besides the Gram matrix or losses (``"losses"``
-            for gradient methods that read them, ``"grad_norms"`` for GradNorm).
+            for gradient methods that read them, ``"grads"`` for those that need the
+            K x M gradients themselves, ``"grad_norms"`` for GradNorm).
     """
 
     name: str
@@ -45,9 +50,23 @@ class Route:
 class GradientRoute(Route):
     """Per-task gradients, their Gram matrix, the method's weights, the combination."""
 
-    def solve(self, method: Callable, G: np.ndarray, losses: np.ndarray) -> SolverResult:
-        """The method's result on the Gram matrix (a bare weight vector is wrapped)."""
+    @property
+    def needs_grads(self) -> bool:
+        """Whether the method is given the K x M gradients (the K x M path)."""
+        return "grads" in self.inputs
+
+    def solve(
+        self,
+        method: Callable,
+        G: np.ndarray,
+        losses: np.ndarray,
+        grads: np.ndarray | None = None,
+    ) -> SolverResult:
+        """The method's result on the Gram matrix (a bare weight vector is wrapped),
+        or on ``grads`` and the Gram matrix for a method that needs the gradients."""
         extra = {"losses": losses} if "losses" in self.inputs else {}
+        if self.needs_grads:
+            return self._checked_direction(method(grads, gram=G, **extra), grads.shape[1])
         if "gram" in self.inputs:
             out = method(gram=G, **extra)
         else:
@@ -65,6 +84,21 @@ class GradientRoute(Route):
                 f"SolverResult; got {out!r}"
             )
         return SolverResult(weights=weights, direction=None, gram=G, method=self.name)
+
+    def _checked_direction(self, out: object, M: int) -> SolverResult:
+        d = getattr(out, "direction", None) if isinstance(out, SolverResult) else None
+        if not isinstance(d, np.ndarray) or d.shape != (M,):
+            seen = f"direction {d!r:.80}" if isinstance(out, SolverResult) else f"{out!r:.80}"
+            raise ValueError(
+                f"the method {self.name!r} needs the gradients (needs_grads) and must "
+                f"return a SolverResult whose direction has M = {M} entries; got {seen}"
+            )
+        if not np.isfinite(d).all():
+            raise ValueError(
+                f"the method {self.name!r} returned a direction with NaN or Inf from "
+                f"finite gradients; no .grad was changed"
+            )
+        return out
 
 
 class LossRoute(Route):
@@ -115,6 +149,8 @@ def _object_route(obj: object) -> Route:
         )
     params = _parameters(obj)
     inputs = tuple(k for k in ("gram", "losses") if k in params)
+    if getattr(obj, "needs_grads", False):
+        inputs = ("grads", *inputs)
     return GradientRoute(name, lambda K: obj, True, stateful, inputs)
 
 
@@ -133,14 +169,20 @@ def resolve(method: object, options: dict, seed: object, rng: np.random.Generato
         return _object_route(method)
     if method in solvers.REGISTRY:
         entry = solvers.info(method)
+        grads = ("grads",) if getattr(entry.obj, "needs_grads", False) else ()
         if entry.kind == "stateful-gradient":
+            losses = ("losses",) if "losses" in _parameters(entry.obj.__call__) else ()
             return GradientRoute(
-                entry.name, _builder(entry.obj, options, seed), False, True, ("gram",)
+                entry.name,
+                _builder(entry.obj, options, seed),
+                False,
+                True,
+                (*grads, "gram", *losses),
             )
         if "seed" in _parameters(entry.obj) and "seed" not in options:
             options = {**options, "seed": rng}
         fn = Solver(entry.obj, **options)
-        return GradientRoute(entry.name, lambda K: fn, False, False, ("gram", "losses"))
+        return GradientRoute(entry.name, lambda K: fn, False, False, (*grads, "gram", "losses"))
     if method in weighting.REGISTRY:
         entry = weighting.info(method)
         inputs = tuple(entry.obj.inputs[1:])
