@@ -31,7 +31,7 @@ from paretomtl._checks import (
     violations,
 )
 
-SHAPES = ("scalar", "K", "KxK")
+SHAPES = ("scalar", "K", "KxK", "KxM")
 
 
 @dataclass(frozen=True)
@@ -59,9 +59,10 @@ def array(
     low: float = -np.inf,
     high: float = np.inf,
 ) -> Field:
-    """A float64 array of ``shape`` (``"K"``, ``"KxK"``) whose entries satisfy ``need``
-    and lie within ``[low, high]``; None too if ``optional``. Bools, strings and
-    complex numbers are refused, not converted."""
+    """A float64 array of ``shape`` (``"K"``, ``"KxK"``, or ``"KxM"``: K rows of any
+    common length M >= 1, for methods that track whole gradients) whose entries satisfy
+    ``need`` and lie within ``[low, high]``; None too if ``optional``. Bools, strings
+    and complex numbers are refused, not converted."""
     if shape not in SHAPES or need not in DOMAINS:
         raise ValueError(f"shape must be one of {SHAPES} and need one of {DOMAINS}")
 
@@ -69,7 +70,14 @@ def array(
         if x is None and optional:
             return None
         arr = as_real_array(x, where)
-        want = {"scalar": (), "K": (K,), "KxK": (K, K)}[shape]
+        if shape == "KxM":
+            if arr.ndim != 2 or arr.shape[0] != K or arr.shape[1] < 1:
+                raise ValueError(
+                    f"{where} must have shape (K, M) = ({K}, M), M >= 1; got {arr.shape}"
+                )
+            want = arr.shape
+        else:
+            want = {"scalar": (), "K": (K,), "KxK": (K, K)}[shape]
         if arr.shape != want:
             raise ValueError(f"{where} must have shape {want}; got {arr.shape}")
         bad = violations(arr, need)

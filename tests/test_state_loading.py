@@ -21,6 +21,7 @@ another object of the same class and K loads and continues bit for bit.
 """
 
 import copy
+import inspect
 
 import numpy as np
 import pytest
@@ -30,6 +31,8 @@ from hypothesis import strategies as st
 from paretomtl import solvers, weighting
 from paretomtl.solvers import ConflictTracker, GradVac, MomentumPCGrad
 from paretomtl.weighting import (
+    FAMO,
+    IMTLL,
     ConstantWeighting,
     DynamicWeightAverage,
     EqualWeighting,
@@ -40,6 +43,7 @@ from paretomtl.weighting import (
     LiveLossNormalization,
     PriorLossNormalization,
     RandomLossWeighting,
+    SmoothTchebycheff,
     UncertaintyWeighting,
 )
 from tests.asserts import assert_same_state
@@ -78,13 +82,45 @@ CASES = {
     ),
     "momentum-pcgrad": lambda K: MomentumPCGrad(K, beta1=0.8, beta2=0.9, threshold=0.2, seed=4),
     "conflict-tracker": lambda K: ConflictTracker(K, beta1=0.7, beta2=0.95),
+    "moco": lambda K: solvers.MoCo(K, beta=0.6, gamma=0.3, rho=0.1),
+    "moco-libmtl": lambda K: solvers.MoCo(K, lambda_update="softmax", normalization="loss"),
+    "db-mtl": lambda K: solvers.DBMTL(K, beta=0.8, beta_sigma=0.5),
+    "modo": lambda K: solvers.MoDo(K, gamma=0.3, rho=0.05),
+    "sdmgrad": lambda K: solvers.SDMGrad(
+        K, lambda_=0.5, n_iter=5, pref_vector=np.linspace(1.0, 2.0, K)
+    ),
+    "cr-mogm": lambda K: solvers.CRMOGM(K, alpha=0.7),
+    "cr-mogm-init": lambda K: solvers.CRMOGM(
+        K, alpha=0.7, initial_weights=np.linspace(0.5, 1.0, K)
+    ),
+    "excess-mtl": lambda K: solvers.ExcessMTL(K, robust_step_size=0.5, n_warmup_steps=2),
+    "imtl-l": lambda K: IMTLL(K, lr=0.05),
+    "imtl-l-sgd": lambda K: IMTLL(K, lr=0.1, optimizer="sgd", initial_scales=0.5),
+    "famo": lambda K: FAMO(K, lr=0.1),
+    "famo-sgd": lambda K: FAMO(K, lr=0.5, gamma=0.01, optimizer="sgd", min_losses=-1.0),
+    "stch": lambda K: SmoothTchebycheff(K, mu=0.5, warmup_epochs=1, per="step"),
+    "stch-reference": lambda K: SmoothTchebycheff(
+        K, mu=0.2, warmup_epochs=0, reference=np.linspace(1.0, 2.0, K)
+    ),
 }
-OPTIONAL = {"weights", "given_initial_losses", "initial_losses"}  # None may be valid there
+OPTIONAL = {
+    "weights",
+    "given_initial_losses",
+    "initial_losses",
+    "initial_weights",
+    "pref_vector",
+    "reference",
+    "previous",
+}  # None may be valid there
 VALID_INFINITE = {"gamma": (np.inf, -np.inf), "threshold": (np.inf,)}
 
 
 def make(case, K):
     return CASES[case](K)
+
+
+def reads_losses(obj):
+    return "losses" in inspect.signature(obj.update).parameters
 
 
 def drive(obj, seed, steps):
@@ -100,8 +136,12 @@ def drive(obj, seed, steps):
             if isinstance(obj, DynamicWeightAverage) and obj.per == "epoch" and t % 2 == 1:
                 obj.end_epoch()
         else:
-            result = obj.update(rng.standard_normal((K, 3)))
-            w = result.mean_cosine if isinstance(obj, ConflictTracker) else result.weights
+            extra = {"losses": rng.uniform(0.1, 3.0, K)} if reads_losses(obj) else {}
+            result = obj.update(rng.standard_normal((K, 3)), **extra)
+            if isinstance(obj, ConflictTracker):
+                w = result.mean_cosine
+            else:
+                w = result.direction if result.weights is None else result.weights
         out.append(np.array(w, copy=True))
     return out
 
@@ -374,6 +414,11 @@ def damage_cross(state, case):
         add(("step",), 0, ["first_moment"])
         add(("step",), 1, ["first_moment"])  # one update cannot reach beyond 1 - beta1
         add(("first_moment",), np.ones((K, K)), ["first_moment"])
+    if cls == "MoCo":
+        add(("step",), 0, ["tracked"])
+        add(("lambda",), s["lambda"] * 0.5, ["lambda"])
+    if cls == "DBMTL":
+        add(("step",), 0, ["buffer"])
     if cls == "MomentumPCGrad":
         add(("tracker", "step"), 0, ["tracker", "first_moment"])
     return out
