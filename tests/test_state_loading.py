@@ -85,6 +85,7 @@ CASES = {
     "moco": lambda K: solvers.MoCo(K, beta=0.6, gamma=0.3, rho=0.1),
     "moco-libmtl": lambda K: solvers.MoCo(K, lambda_update="softmax", normalization="loss"),
     "db-mtl": lambda K: solvers.DBMTL(K, beta=0.8, beta_sigma=0.5),
+    "nash-mtl": lambda K: solvers.NashMTL(K, max_norm=0.5, update_weights_every=2),
     "modo": lambda K: solvers.MoDo(K, gamma=0.3, rho=0.05),
     "sdmgrad": lambda K: solvers.SDMGrad(
         K, lambda_=0.5, n_iter=5, pref_vector=np.linspace(1.0, 2.0, K)

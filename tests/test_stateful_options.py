@@ -195,6 +195,15 @@ TABLE = {
         {},
         {"beta": bad_real(0.0, 1.0, high_open=True), "beta_sigma": bad_real(0.0)},
     ),
+    solvers.NashMTL: (
+        {},
+        {
+            "max_norm": bad_real(0.0),
+            "update_weights_every": bad_count(1),
+            "tol": bad_real(0.0, 1.0, low_open=True, high_open=True),
+            "max_iter": bad_count(1),
+        },
+    ),
     solvers.MoDo: ({}, {"gamma": bad_real(0.0, low_open=True), "rho": bad_real(0.0)}),
     solvers.SDMGrad: (
         {},
@@ -296,6 +305,10 @@ VALID = {  # a valid value of every option, of every kind it takes
     "initial_scales": [0.0, [-708.0, 708.0, 1]],
     "min_losses": [0.0, [-1e300, 0.0, 1]],
     "mu": [5e-324, 1e300, 2],
+    "max_norm": [0.0, 1e300, 1],
+    "update_weights_every": [1, np.int64(4)],
+    "tol": [1e-300, 0.5],
+    "max_iter": [1, np.int64(1000)],
     "robust_step_size": [5e-324, 1e300, 1],
     "n_warmup_steps": [1, np.int64(3)],
     "baseline_eps": [0.0, 1e-7, 1],
