@@ -120,7 +120,8 @@ def test_the_k_by_m_methods_declare_it_and_solver_passes_it_on():
 
 
 def test_the_object_form_checks_its_options_and_keeps_its_generator():
-    with pytest.raises(ValueError, match=r"unknown option .tolerance. for mgda; valid options: .*tol"):
+    unknown = r"unknown option .tolerance. for mgda; valid options: .*tol"
+    with pytest.raises(ValueError, match=unknown):
         solvers.method("mgda", tolerance=1e-3)
     J = np.random.default_rng(2).standard_normal((5, 7))
     pcgrad = solvers.method("pcgrad", seed=3)
