@@ -4,6 +4,8 @@ onto the simplex (by projection or by the softmax)."""
 import numpy as np
 from numba import njit
 
+from paretomtl._kernels.simplex_steps import project_into
+
 
 @njit(cache=True)
 def lambda_step(YY, lam, gamma, rho, project, out):
@@ -11,11 +13,9 @@ def lambda_step(YY, lam, gamma, rho, project, out):
     simplex (``project``) or the softmax; returns False, with ``out`` untouched, when
     the step is not finite.
 
-    The projection shifts the step by its largest entry (a common shift moves only
-    the threshold), finds the threshold theta by sorting (the largest k entries whose
-    mean minus 1/k stays below the k-th), sets max(v - theta, 0) and divides by the
-    sum (rounding leaves it within a few ulps of 1). The softmax is shifted the same
-    way. Float64 throughout; O(K^2 + K log K).
+    The projection is :func:`paretomtl._kernels.simplex_steps.project_into` (sorting,
+    shifted by the largest entry); the softmax is shifted by the largest entry too.
+    Float64 throughout; O(K^2 + K log K).
     """
     K = lam.shape[0]
     v = np.empty(K)
@@ -30,24 +30,13 @@ def lambda_step(YY, lam, gamma, rho, project, out):
         top = max(top, v[i])
     for i in range(K):
         v[i] -= top
+    if project:  # the exact sort-based projection MoDo and SDMGrad use
+        project_into(v, out, np.empty(K))
+        return True
     total = 0.0
-    if project:
-        u = np.sort(v)
-        cumulative = 0.0
-        theta = 0.0
-        for k in range(1, K + 1):
-            cumulative += u[K - k]
-            candidate = (cumulative - 1.0) / k
-            if u[K - k] - candidate > 0.0:
-                theta = candidate
-        for i in range(K):
-            w = v[i] - theta
-            v[i] = w if w > 0.0 else 0.0
-            total += v[i]
-    else:
-        for i in range(K):
-            v[i] = np.exp(v[i])
-            total += v[i]
+    for i in range(K):
+        v[i] = np.exp(v[i])
+        total += v[i]
     for i in range(K):
         out[i] = v[i] / total
     return True
