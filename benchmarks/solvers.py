@@ -15,12 +15,18 @@ Sections (plain-text tables on stdout, and in FILE with --out):
    cannot avoid, ``G = J @ J.T; d = w @ J``.
 4. First-call (compile) latency in fresh processes with an empty, then a warm, numba
    cache, and a check that ``import paretomtl`` compiles nothing.
+5. The two passes over a K x M float32 matrix (K in {2, 10, 32}, M in {1e5, 1e6, 1e7}):
+   ``solvers.mgda(J)`` and ``solvers.gram(J)`` against torchjd's MGDA on the same
+   tensor, torch's and numpy's ``J @ J.T`` plus ``w @ J``, and the memory bound (two
+   reads of J and one write of d at the bandwidth of a copy of J, measured in the same
+   run); plus the first-call compile time of the blocked kernels.
 
 The targets are evaluated on the numbers of the same run and printed PASS/FAIL.
-``--quick`` is the CI smoke run (K in {2, 10}, M = 1e4, few repeats, well under a
-minute); ``--full`` adds K = 128 to section 3 (a 512 MB matrix). Peers that are not
-installed are skipped with a note. The exit status is 1 only if importing paretomtl
-compiled a numba kernel (a correctness check); missed speed targets only print FAIL.
+``--quick`` is the CI smoke run (K in {2, 10}, M = 1e4, section 5 at M = 1e5, few
+repeats, well under a minute); ``--full`` adds K = 128 to section 3 (a 512 MB
+matrix). Peers that are not installed are skipped with a note. The exit status is 1
+only if importing paretomtl compiled a numba kernel (a correctness check); missed
+speed targets only print FAIL.
 """
 
 from __future__ import annotations
@@ -67,11 +73,25 @@ class Config:
     big_m: int
     cell_budget_s: float = 0.4  # time spent per latency cell
     rounds: int = 5  # round-robin slices per latency cell
+    km_ks: tuple[int, ...] = (2, 10, 32)  # section 5
+    km_ms: tuple[int, ...] = (10**5, 10**6, 10**7)
 
 
 def make_config(quick: bool, full: bool) -> Config:
     if quick:
-        return Config(quick, full, (2, 10), (2, 10), 3, (2, 10), 10_000, 0.02, rounds=2)
+        return Config(
+            quick,
+            full,
+            (2, 10),
+            (2, 10),
+            3,
+            (2, 10),
+            10_000,
+            0.02,
+            rounds=2,
+            km_ks=(2, 10),
+            km_ms=(10**5,),
+        )
     big_ks = (2, 5, 10, 32, 128) if full else (2, 5, 10, 32)
     return Config(quick, full, (2, 5, 10, 32, 128), (2, 5, 10, 32, 64, 128), 20, big_ks, 10**6)
 
@@ -423,6 +443,8 @@ class Results:
     kkt: dict[tuple[str, int], float] = field(default_factory=dict)  # worst exact residual
     big_ratio: dict[tuple[str, str, int], float] = field(default_factory=dict)
     compile_info: dict[str, dict] = field(default_factory=dict)
+    km_ratio: dict[tuple[str, int, int], float] = field(default_factory=dict)  # / memory bound
+    km_compile: dict[str, float] = field(default_factory=dict)
 
 
 def section_latency(cfg: Config, report: Report, res: Results) -> None:
@@ -705,6 +727,140 @@ def section_compile(cfg: Config, report: Report, res: Results) -> None:
     report.table(["", "empty cache", "warm cache"], rows)
 
 
+KM_MGDA = "paretomtl mgda(J)"
+KM_GRAM = "paretomtl gram(J)"
+KM_TORCHJD = "torchjd MGDA()(T)"
+KM_TORCH = "torch T@T.T, w@T"
+KM_NUMPY = "numpy J@J.T, w@J"
+
+_KM_CHILD = r"""
+import json, time
+import numpy as np
+from numba import njit
+from paretomtl._kernels import jacobian
+
+@njit(cache=False)
+def warm_up(x):  # numba's one-time start-up, which any first compilation pays
+    return x + 1
+
+warm_up(1.0)
+J = np.random.default_rng(0).standard_normal((10, 1 << 15), dtype=np.float32)
+w = np.full(10, 0.1)
+out = {}
+for name, fn in (("gram", lambda: jacobian.gram(J)), ("combine", lambda: jacobian.combine(w, J))):
+    t, c = time.perf_counter(), time.process_time()
+    fn()
+    out[name] = time.perf_counter() - t
+    out[name + " cpu"] = time.process_time() - c
+print(json.dumps(out))
+"""
+
+
+def km_compile(cfg: Config, report: Report, res: Results) -> None:
+    with tempfile.TemporaryDirectory(prefix="paretomtl-numba-") as cache_dir:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache_dir}
+        out = []
+        for _ in range(1 if cfg.quick else 2):  # empty cache, then warm
+            proc = subprocess.run(
+                [sys.executable, "-c", _KM_CHILD], env=env, capture_output=True, text=True
+            )
+            if proc.returncode != 0:
+                report(f"note: compile child failed:\n{proc.stderr}")
+                return
+            out.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    cold = out[0]["gram"] + out[0]["combine"]
+    cold_cpu = out[0]["gram cpu"] + out[0]["combine cpu"]
+    res.km_compile = {"cold": cold, "cold cpu": cold_cpu}
+    text = (
+        f"first call of the blocked kernels (float32, K = 10, M = 2**15, a fresh process "
+        f"after numba's start-up), empty cache: gram {out[0]['gram'] * 1e3:.0f} ms + "
+        f"combine {out[0]['combine'] * 1e3:.0f} ms = {cold * 1e3:.0f} ms "
+        f"({cold_cpu * 1e3:.0f} ms CPU time)"
+    )
+    if len(out) > 1:
+        text += f"; warm cache: {(out[1]['gram'] + out[1]['combine']) * 1e3:.0f} ms"
+    report(text)
+    report()
+
+
+def section_km(cfg: Config, report: Report, res: Results) -> None:
+    report.heading("5. The two passes over a K x M float32 matrix (median ms, ratio to the bound)")
+    report(
+        "bound: (2 bytes(J) + bytes(d)) / bandwidth, the bandwidth that of np.copyto of J "
+        "(2 bytes(J) moved) timed in the same repeats. torchjd: aggregation.MGDA() on "
+        "torch.from_numpy(J) (same memory); torch and numpy: G = J @ J.T and w @ J with "
+        "uniform w. The calls run in round-robin slices (3 rounds, the order rotated, "
+        "an untimed call first in each slice); median over all timed calls. J is the "
+        "MTL-like family, seed = K."
+    )
+    torch = torchjd = None
+    if peer_missing("torch") is None:
+        import torch
+    if peer_missing("torchjd") is None:
+        from torchjd import aggregation as torchjd
+    else:
+        report("note: torchjd is not available; its column is skipped")
+    rows = []
+    for M in cfg.km_ms:
+        for K in cfg.km_ks:
+            J = mtl_jacobian(K, M, np.random.default_rng(K), dtype=np.float32)
+            w = np.full(K, 1.0 / K, dtype=np.float32)
+            scratch = np.empty_like(J)
+            fns: dict[str, Callable[[], object]] = {
+                "copy": lambda J=J, scratch=scratch: np.copyto(scratch, J),
+                KM_MGDA: lambda J=J: solvers.mgda(J),
+                KM_GRAM: lambda J=J: solvers.gram(J),
+                KM_NUMPY: lambda J=J, w=w: (J @ J.T, w @ J),
+            }
+            if torch is not None:
+                T, wt = torch.from_numpy(J), torch.from_numpy(w)
+                fns[KM_TORCH] = lambda T=T, wt=wt: (T @ T.T, wt @ T)
+                if torchjd is not None:
+                    agg = torchjd.MGDA()
+                    fns[KM_TORCHJD] = lambda T=T, agg=agg: agg(T)
+            for fn in fns.values():  # warm-up (and compilation)
+                fn()
+            t0 = time.perf_counter()
+            for fn in fns.values():
+                fn()
+            per_repeat = time.perf_counter() - t0
+            budget = 0.5 if cfg.quick else 4.0  # seconds per row
+            repeats = max(3 if cfg.quick else 5, min(100, int(budget / per_repeat)))
+            samples: dict[str, list[float]] = {name: [] for name in fns}
+            names = list(fns)
+            rounds = min(repeats, 3)
+            for r in range(rounds):
+                # Round-robin slices, the order rotated between rounds: torch's and BLAS's
+                # threads keep spinning for a while after a call returns and slow down
+                # whatever runs next on the same cores, so each slice starts with a
+                # call that is not timed.
+                for name in names[r % len(names) :] + names[: r % len(names)]:
+                    fns[name]()
+                    for _ in range(-(-repeats // rounds)):
+                        t0 = time.perf_counter()
+                        fns[name]()
+                        samples[name].append(time.perf_counter() - t0)
+            med = {name: statistics.median(v) for name, v in samples.items()}
+            moved = 2 * J.nbytes
+            bound = med["copy"] * (moved + 4 * M) / moved
+            row = [f"K={K} M={M:.0e}", str(repeats), f"{moved / med['copy'] / 1e9:.1f}"]
+            row.append(f"{bound * 1e3:.3g}")
+            for name in (KM_MGDA, KM_GRAM, KM_TORCHJD, KM_TORCH, KM_NUMPY):
+                if name not in med:
+                    row.append("-")
+                    continue
+                ratio = med[name] / bound
+                res.km_ratio[name, K, M] = ratio
+                row.append(f"{med[name] * 1e3:.3g} ({ratio:.2f}x)")
+            rows.append(row)
+            del J, scratch, fns
+            gc.collect()
+    headers = ["J (float32)", "repeats", "GB/s", "bound", KM_MGDA, KM_GRAM]
+    headers += [KM_TORCHJD, KM_TORCH, KM_NUMPY]
+    report.table(headers, rows)
+    km_compile(cfg, report, res)
+
+
 # --------------------------------------------------------------------------- targets
 
 
@@ -759,6 +915,22 @@ def targets(cfg: Config, report: Report, res: Results) -> bool:
         else:
             lines.append((name, ratio <= 1.2, f"{ratio:.2f}x"))
 
+    for (label, K, M), ratio in sorted(res.km_ratio.items(), key=lambda x: (x[0][2], x[0][1])):
+        if label != KM_MGDA:
+            continue
+        name = f"mgda(J) K={K} M={M:.0e} float32 within 1.5x of the memory bound"
+        lines.append((name, ratio <= 1.5, f"{ratio:.2f}x"))
+        tjd = res.km_ratio.get((KM_TORCHJD, K, M))
+        name = f"mgda(J) K={K} M={M:.0e} float32 faster than torchjd's MGDA"
+        if tjd is None:
+            lines.append((name, None, "not measured (torchjd missing?)"))
+        else:
+            lines.append((name, ratio < tjd, f"{tjd / ratio:.2f}x faster"))
+    if res.km_compile:
+        name = "blocked kernels' first call with an empty cache < 1.5 s"
+        cold, cpu = res.km_compile["cold"], res.km_compile["cold cpu"]
+        lines.append((name, cold < 1.5, f"{cold * 1e3:.0f} ms ({cpu * 1e3:.0f} ms CPU time)"))
+
     cold = res.compile_info.get("cold", {})
     n_sig, n_disp = cold.get("signatures after import", -1), cold.get("dispatchers", 0)
     n_files = cold.get("cache files after import", -1)
@@ -791,6 +963,7 @@ def main(argv: list[str] | None = None) -> int:
     section_quality(cfg, report, res)
     section_big(cfg, report, res)
     section_compile(cfg, report, res)
+    section_km(cfg, report, res)
     import_ok = targets(cfg, report, res)
     report(f"total time {time.perf_counter() - start:.0f} s; load average at end: {load_average()}")
     if args.out:

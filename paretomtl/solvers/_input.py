@@ -5,7 +5,10 @@ their K x K Gram matrix ``gram``, or both. ``prepare_scaled`` validates whatever
 given once (both together: against each other) and returns the float64 Gram matrix
 the kernels work on, formed from the gradients rescaled by a power of two where their
 own Gram matrix would over- or underflow; ``prepare`` returns the Gram matrix itself;
-``combine`` forms the direction ``w @ grads``.
+``combine`` forms the direction ``w @ grads``. On large float32/float64 gradients both
+passes run the blocked kernels of ``paretomtl._kernels.jacobian`` (column blocks in
+cache, float64 accumulation, all cores); small ones stay with BLAS, which is faster
+there and needs no compilation.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from paretomtl._kernels import jacobian
 from paretomtl._kernels.linalg import (
     GRAM_NOT_FINITE,
     GRAM_NOT_PSD,
@@ -45,6 +49,11 @@ _MATCH_RTOL = 1e-3
 _MATCH_FLOOR = 2.0**-450
 _MATCH_ABS_FLOOR = 2.0**-500
 _PROBE_BYTES = 1 << 18
+# The blocked kernels take C-contiguous float32/float64 gradients of at least this many
+# columns (below it BLAS is as fast, and the first call compiles nothing) and at most
+# this many rows (beyond it a block no longer stays in cache).
+_KERNEL_MIN_COLUMNS = 1 << 14
+_KERNEL_MAX_ROWS = 256
 
 
 class Prepared(NamedTuple):
@@ -103,6 +112,18 @@ def _chunks(M: int, width: int = _CHUNK):
     return (slice(start, start + width) for start in range(0, M, width))
 
 
+def _use_kernel(J: np.ndarray) -> bool:
+    """Whether the blocked kernels take J (see ``_KERNEL_MIN_COLUMNS``)."""
+    K, M = J.shape
+    return (
+        M >= _KERNEL_MIN_COLUMNS
+        and K <= _KERNEL_MAX_ROWS
+        and (J.dtype == np.float32 or J.dtype == np.float64)  # native byte order
+        and J.flags.c_contiguous
+        and J.flags.aligned
+    )
+
+
 def _gram_float64(J: np.ndarray, e: int) -> np.ndarray:
     """Gram matrix of ``2**e * J`` accumulated in float64, by column blocks."""
     K, M = J.shape
@@ -117,11 +138,15 @@ def _gram_float64(J: np.ndarray, e: int) -> np.ndarray:
 def _gram_native(J: np.ndarray, e: int) -> np.ndarray:
     """Gram matrix of ``2**e * J`` multiplied in J's own precision (float32/float64).
 
-    One BLAS call over the whole of J when e == 0 or J fits one block, so that the
-    products of a rescaled copy are those of J times 4**e exactly.
+    With e == 0, the blocked kernel for large J (products in J's precision, sums over
+    at most ``jacobian.WIDTH`` columns in it, then float64), else one BLAS call. A
+    rescaled J goes to BLAS in one call when it fits one block, so that the products of
+    a rescaled copy are those of J times 4**e exactly.
     """
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):
         if e == 0:
+            if _use_kernel(J):
+                return jacobian.gram(J)
             return (J @ J.T).astype(np.float64, copy=False)
         if J.shape[1] <= _CHUNK:
             block = np.ldexp(J, e)
@@ -160,7 +185,8 @@ def _exponent(J: np.ndarray) -> int:
 def scaled_gram(J: np.ndarray, accumulate: str = "native") -> tuple[np.ndarray, int, tuple]:
     """``(G, e, lost)``: G the float64 Gram matrix of ``2**e * J`` (see :class:`Prepared`).
 
-    One BLAS pass when ``J @ J.T`` stays inside the working precision's range (e = 0);
+    One pass (the blocked kernel, or BLAS for small J) when ``J @ J.T`` stays inside
+    the working precision's range (e = 0);
     otherwise the gradients are rescaled by the power of two that brings the largest
     entry to [0.5, 1) (exact), and, for float32 rows too short next to the largest,
     accumulated in float64. float16 input, and float32 with ``accumulate="float64"``,
@@ -213,9 +239,11 @@ def scaled_gram(J: np.ndarray, accumulate: str = "native") -> tuple[np.ndarray, 
 def gram(grads: object, *, accumulate: str = "native") -> np.ndarray:
     r"""Gram matrix :math:`G = J J^\top` of task gradients, as float64.
 
-    One pass over ``grads`` (BLAS). ``accumulate="native"`` multiplies in the input's
-    own precision for float32 and float64 (the fastest route; float32 sums carry a
-    relative error of about 1e-6 of the largest entry), ``accumulate="float64"``
+    One pass over ``grads``. ``accumulate="native"`` multiplies in the input's own
+    precision for float32 and float64 (the fastest route: large C-contiguous inputs go
+    through a blocked kernel that sums at most 512 products in that precision and the
+    rest in float64; small ones through BLAS, whose float32 sums carry a relative error
+    of about 1e-6 of the largest entry), ``accumulate="float64"``
     converts column blocks to float64 first (accurate to about 1e-15, at up to twice
     the cost). float16 input is always accumulated in float64. Where products would
     leave the working precision's range (float32 norms beyond about 1e±15, float64
@@ -475,10 +503,12 @@ def prepare(grads: object, gram_matrix: object) -> tuple[np.ndarray | None, np.n
 def combine(weights: np.ndarray, J: np.ndarray | None) -> np.ndarray | None:
     """The direction ``weights @ J`` in J's dtype (float32 for float16 input).
 
-    Low-precision gradients are combined in float32 with the weights multiplied by the
-    power of two that brings the largest to [0.5, 1), and the result divided by it
-    (exact): weights far outside float32's range (1 / |g| for tiny gradients) neither
-    overflow nor change the rounding, which stays that of the unscaled problem.
+    Large C-contiguous float32/float64 gradients go through a blocked kernel that sums
+    each column in float64 (float64 weights) and rounds once to J's dtype. Otherwise
+    float64 gradients go to BLAS, and low-precision ones are combined in float32 with
+    the weights multiplied by the power of two that brings the largest to [0.5, 1), and
+    the result divided by it (exact). Either way weights far outside float32's range
+    (1 / |g| for tiny gradients) do not overflow.
 
     Example:
         >>> import numpy as np
@@ -491,6 +521,8 @@ def combine(weights: np.ndarray, J: np.ndarray | None) -> np.ndarray | None:
     """
     if J is None:
         return None
+    if _use_kernel(J):
+        return jacobian.combine(weights, J)
     if J.dtype == np.float64:
         return weights @ J
     top = float(np.max(np.abs(weights)))
