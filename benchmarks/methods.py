@@ -9,10 +9,12 @@ For each method of ``paretomtl.solvers`` the median time of one call at K in
 method where TorchJD 0.18 has one, timed in the same run, interleaved, on the same
 inputs: a Gram matrix of MTL-like gradients (M = 1000 columns) for the methods that work
 in Gram space (TorchJD's ``Weighting`` called on the Gramian as a float64 tensor), the
-K x M float64 matrix itself for those that need it or that TorchJD only has as an
-``Aggregator`` (Nash-MTL, ConFIG, GradDrop, TrimmedMean; then ours is timed from the same
-matrix too). Stateful methods are called repeatedly on the same input (their state
-moves on, as in training). Methods TorchJD does not have are timed alone.
+K x M float64 matrix itself for those that need it, and for those TorchJD only has as an
+``Aggregator`` (Nash-MTL, ConFIG, GradDrop, TrimmedMean) or as a ``Weighting`` of the
+matrix rather than of its Gramian (Mean, Sum, Random, MoDo, SDMGrad, ExcessMTL): ours is
+then timed from the same matrix too. Stateful methods are called repeatedly on the same
+input (their state moves on, as in training). Methods TorchJD does not have are timed
+alone.
 
 The targets of issue 13 are evaluated on the numbers of the same run and printed
 PASS/FAIL: every method at least 3x faster than TorchJD at K = 10 and no slower at any
@@ -26,6 +28,7 @@ import argparse
 import gc
 import inspect
 import os
+import re
 import statistics
 import sys
 import time
@@ -75,9 +78,9 @@ PEERS: dict[str, tuple[dict, Peer]] = {
     "mgda": ({}, Peer(_w("MGDAWeighting"), "gram")),
     "pcgrad": ({"seed": 0}, Peer(_w("PCGradWeighting"), "gram")),
     "gradvac": ({"seed": 0}, Peer(_w("GradVacWeighting"), "gram")),
-    "mean": ({}, Peer(_w("MeanWeighting"), "gram")),
-    "sum": ({}, Peer(_w("SumWeighting"), "gram")),
-    "random": ({"seed": 0}, Peer(_w("RandomWeighting"), "gram")),
+    "mean": ({}, Peer(_w("MeanWeighting"), "jacobian")),
+    "sum": ({}, Peer(_w("SumWeighting"), "jacobian")),
+    "random": ({"seed": 0}, Peer(_w("RandomWeighting"), "jacobian")),
     "upgrad": ({}, Peer(_w("UPGradWeighting"), "gram")),
     "dualproj": ({}, Peer(_w("DualProjWeighting"), "gram")),
     "cagrad": ({"c": 0.5}, Peer(_w("CAGradWeighting", c=0.5), "gram")),
@@ -85,10 +88,11 @@ PEERS: dict[str, tuple[dict, Peer]] = {
     "aligned-mtl": ({}, Peer(_w("AlignedMTLWeighting"), "gram")),
     "krum": ({"n_byzantine": 1}, Peer(_w("KrumWeighting", n_byzantine=1), "gram", 4)),
     "fairgrad": ({"alpha": 1.0}, Peer(_w("FairGradWeighting", alpha=1.0), "gram")),
-    "modo": ({}, Peer(_w("MoDoWeighting"), "gram")),
-    "sdmgrad": ({}, Peer(_w("SDMGradWeighting"), "gram")),
+    "modo": ({}, Peer(_w("MoDoWeighting"), "jacobian")),
+    "sdmgrad": ({}, Peer(_w("SDMGradWeighting"), "jacobian")),
     "cr-mogm": ({}, Peer(_crmogm, "gram")),
-    "excess-mtl": ({}, Peer(_w("ExcessMTLWeighting"), "gram")),
+    "excess-mtl": ({}, Peer(_w("ExcessMTLWeighting"), "jacobian")),
+    "pcd": ({}, Peer(_w("PCDWeighting"), "gram")),
     "nash-mtl": ({}, Peer(_nash, "jacobian")),
     "config": ({}, Peer(_w("ConFIG"), "jacobian")),
     "graddrop": ({"seed": 0}, Peer(_w("GradDrop"), "jacobian")),
@@ -174,6 +178,20 @@ def fmt(seconds: float) -> str:
     return f"{us:.1f} us" if us < 100 else f"{us:.0f} us"
 
 
+def short_paper(paper: str) -> str:
+    """ "Surname et al. year" (or "A & B year", "A year") from a registry paper string."""
+    if paper.startswith("experimental"):
+        return "experimental"
+    chunks = [c.strip() for c in paper.split(",")]
+    first = chunks[0]
+    if " & " not in first and "et al." not in first:
+        second = chunks[1] if len(chunks) > 1 else ""
+        if len(second.split()) == 1 or " & " in second:  # another author's surname
+            first += " et al."
+    years = re.findall(r"\b(?:19|20)\d\d\b", paper)
+    return f"{first} {years[0]}" if years else first
+
+
 def peer_available() -> str | None:
     try:
         import torchjd  # noqa: F401
@@ -206,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     names = args.only or solvers.available()
     rows: list[list[str]] = []
     speedups: dict[tuple[str, int], float] = {}
+    times: dict[tuple[str, int], tuple[float, float | None]] = {}
     for name in names:
         options, peer = PEERS.get(name, ({}, None))
         if missing:
@@ -223,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
             if peer is not None and K >= peer.min_tasks:
                 fns["peer"] = _peer_call(peer, K, J)
             t = median_times(fns, budget)
+            times[name, K] = (t["ours"], t.get("peer"))
             ours_cells.append(fmt(t["ours"]))
             if "peer" in t:
                 speedups[name, K] = t["peer"] / t["ours"]
@@ -237,6 +257,20 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(["  torchjd", *peer_cells])
             rows.append(["  speed-up", *ratio_cells])
     report.table(["method", *(f"K={K}" for K in Ks)], rows)
+    report("As a README table (K = 10; ratio = TorchJD's time / ours):")
+    report()
+    report("| method | paper | works on | memory | K = 10: ours | TorchJD | ratio |")
+    report("|---|---|---|---|---|---|---|")
+    for name in names:
+        entry = solvers.info(name)
+        on = "K x M" if getattr(entry.obj, "needs_grads", False) else "Gram"
+        memory = "stateful" if entry.kind == "stateful-gradient" else "-"
+        ours, theirs = times.get((name, 10), (None, None))
+        cells = [fmt(ours) if ours else "-", fmt(theirs) if theirs else "-"]
+        ratio = f"{theirs / ours:.0f}x" if ours and theirs else "-"
+        row = [f"`{name}`", short_paper(entry.paper), on, memory, *cells, ratio]
+        report("| " + " | ".join(row) + " |")
+    report()
     report("Targets (issue 13):")
     for name in names:
         ks = [K for K in Ks if (name, K) in speedups]

@@ -86,6 +86,8 @@ CASES = {
     "moco-libmtl": lambda K: solvers.MoCo(K, lambda_update="softmax", normalization="loss"),
     "db-mtl": lambda K: solvers.DBMTL(K, beta=0.8, beta_sigma=0.5),
     "nash-mtl": lambda K: solvers.NashMTL(K, max_norm=0.5, update_weights_every=2),
+    "pcd": lambda K: solvers.PCD(K, tau=0.1, beta=0.9),
+    "pcd-vector": lambda K: solvers.PCD(K, tau=np.linspace(0.0, 0.5, K - 1), beta=0.0, eps=0.0),
     "modo": lambda K: solvers.MoDo(K, gamma=0.3, rho=0.05),
     "sdmgrad": lambda K: solvers.SDMGrad(
         K, lambda_=0.5, n_iter=5, pref_vector=np.linspace(1.0, 2.0, K)
@@ -420,6 +422,10 @@ def damage_cross(state, case):
         add(("lambda",), s["lambda"] * 0.5, ["lambda"])
     if cls == "DBMTL":
         add(("step",), 0, ["buffer"])
+    if cls == "PCD" and not s["ema"].any():
+        add(("ema",), np.ones(K), ["ema"])
+    if cls == "PCD":
+        add(("step",), 0, ["ema"])
     if cls == "MomentumPCGrad":
         add(("tracker", "step"), 0, ["tracker", "first_moment"])
     return out

@@ -204,6 +204,19 @@ TABLE = {
             "max_iter": bad_count(1),
         },
     ),
+    solvers.PCD: (
+        {},
+        {
+            "tau": st.one_of(
+                reals_outside(0.0, 1.0),
+                not_numbers.filter(lambda x: not isinstance(x, tuple | list)),
+                bad_vector(2, need=">= 0").filter(lambda x: x is not None),
+                st.sampled_from([[0.5, 1.5], [0.1], [0.1, 0.2, 0.3]]),
+            ),
+            "beta": bad_real(0.0, 1.0, high_open=True),
+            "eps": bad_real(0.0),
+        },
+    ),
     solvers.MoDo: ({}, {"gamma": bad_real(0.0, low_open=True), "rho": bad_real(0.0)}),
     solvers.SDMGrad: (
         {},
@@ -306,6 +319,7 @@ VALID = {  # a valid value of every option, of every kind it takes
     "min_losses": [0.0, [-1e300, 0.0, 1]],
     "mu": [5e-324, 1e300, 2],
     "max_norm": [0.0, 1e300, 1],
+    "tau": [0.0, 1.0, 0.02, 1, [0.0, 1.0], np.array([0.3, 0.7])],
     "update_weights_every": [1, np.int64(4)],
     "tol": [1e-300, 0.5],
     "max_iter": [1, np.int64(1000)],
@@ -323,6 +337,7 @@ VALID_FOR = {
     (solvers.MoCo, "gamma"): [0.0, 1e300, 2],
     (solvers.DBMTL, "beta"): [0.0, 0.5, 0.999999, 0],
     (solvers.MoDo, "gamma"): [5e-324, 1e300, 2],
+    (solvers.PCD, "beta"): [0.0, 0.5, 0.999999, 0],
     (solvers.CRMOGM, "alpha"): [0.0, 1.0, 0.5, 1],
     (weighting.FAMO, "gamma"): [0.0, 1e300, 2],
     (weighting.FAMO, "eps"): [5e-324, 1e300, 2],
