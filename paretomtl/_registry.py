@@ -121,8 +121,8 @@ class Registry:
 
         Example:
             >>> from paretomtl import solvers
-            >>> solvers.available("stateful-gradient")
-            ('gradvac', 'momentum-pcgrad')
+            >>> solvers.available("stateful-gradient")[:3]
+            ('cr-mogm', 'db-mtl', 'excess-mtl')
         """
         if kind is not None and kind not in self.kinds:
             owners = [f for f, r in _FAMILIES.items() if kind in r.kinds]
