@@ -11,8 +11,9 @@ inputs: a Gram matrix of MTL-like gradients (M = 1000 columns) for the methods t
 in Gram space (TorchJD's ``Weighting`` called on the Gramian as a float64 tensor), the
 K x M float64 matrix itself for those that need it, and for those TorchJD only has as an
 ``Aggregator`` (Nash-MTL, ConFIG, GradDrop, TrimmedMean) or as a ``Weighting`` of the
-matrix rather than of its Gramian (Mean, Sum, Random, MoDo, SDMGrad, ExcessMTL): ours is
-then timed from the same matrix too. Stateful methods are called repeatedly on the same
+matrix rather than of its Gramian (Mean, Sum, Random, ExcessMTL): ours is then timed
+from the same matrix too (TorchJD's MoDo and SDMGrad take a K x K cross-Gram matrix of
+two batches: they get the Gram matrix). Stateful methods are called repeatedly on the same
 input (their state moves on, as in training). Methods TorchJD does not have are timed
 alone.
 
@@ -88,8 +89,8 @@ PEERS: dict[str, tuple[dict, Peer]] = {
     "aligned-mtl": ({}, Peer(_w("AlignedMTLWeighting"), "gram")),
     "krum": ({"n_byzantine": 1}, Peer(_w("KrumWeighting", n_byzantine=1), "gram", 4)),
     "fairgrad": ({"alpha": 1.0}, Peer(_w("FairGradWeighting", alpha=1.0), "gram")),
-    "modo": ({}, Peer(_w("MoDoWeighting"), "jacobian")),
-    "sdmgrad": ({}, Peer(_w("SDMGradWeighting"), "jacobian")),
+    "modo": ({}, Peer(_w("MoDoWeighting"), "gram")),
+    "sdmgrad": ({}, Peer(_w("SDMGradWeighting"), "gram")),
     "cr-mogm": ({}, Peer(_crmogm, "gram")),
     "excess-mtl": ({}, Peer(_w("ExcessMTLWeighting"), "jacobian")),
     "pcd": ({}, Peer(_w("PCDWeighting"), "gram")),
