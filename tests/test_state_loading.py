@@ -31,8 +31,10 @@ from hypothesis import strategies as st
 from paretomtl import solvers, weighting
 from paretomtl.solvers import ConflictTracker, GradVac, MomentumPCGrad
 from paretomtl.weighting import (
+    COSMOS,
     FAMO,
     IMTLL,
+    PBI,
     ConstantWeighting,
     DynamicWeightAverage,
     EqualWeighting,
@@ -97,6 +99,8 @@ CASES = {
         K, alpha=0.7, initial_weights=np.linspace(0.5, 1.0, K)
     ),
     "excess-mtl": lambda K: solvers.ExcessMTL(K, robust_step_size=0.5, n_warmup_steps=2),
+    "cosmos": lambda K: COSMOS(K, lambda_=2.0, preference=np.linspace(1.0, 0.0, K)),
+    "pbi": lambda K: PBI(K, theta=5.0, preference=np.linspace(0.5, 1.0, K), reference=-0.1),
     "imtl-l": lambda K: IMTLL(K, lr=0.05),
     "imtl-l-sgd": lambda K: IMTLL(K, lr=0.1, optimizer="sgd", initial_scales=0.5),
     "famo": lambda K: FAMO(K, lr=0.1),
@@ -422,6 +426,8 @@ def damage_cross(state, case):
         add(("lambda",), s["lambda"] * 0.5, ["lambda"])
     if cls == "DBMTL":
         add(("step",), 0, ["buffer"])
+    if cls in ("COSMOS", "PBI"):
+        add(("hyperparameters", "preference"), np.zeros(K), ["preference"])
     if cls == "PCD" and not s["ema"].any():
         add(("ema",), np.ones(K), ["ema"])
     if cls == "PCD":

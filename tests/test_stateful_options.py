@@ -246,6 +246,25 @@ TABLE = {
             "weights_sum": bad_choice(("one", "num-tasks")),
         },
     ),
+    weighting.COSMOS: (
+        {},
+        {
+            "lambda_": bad_real(0.0),
+            "preference": bad_vector(K, need=">= 0").filter(lambda x: x is not None),
+            "eps": bad_real(0.0, low_open=True),
+        },
+    ),
+    weighting.PBI: (
+        {},
+        {
+            "theta": bad_real(0.0),
+            "preference": st.one_of(
+                bad_vector(K, need=">= 0").filter(lambda x: x is not None), st.just([0.0] * K)
+            ),
+            "reference": bad_vector(K, need="finite").filter(lambda x: x is not None),
+            "eps": bad_real(0.0),
+        },
+    ),
     weighting.IMTLL: (
         {},
         {
@@ -320,6 +339,7 @@ VALID = {  # a valid value of every option, of every kind it takes
     "mu": [5e-324, 1e300, 2],
     "max_norm": [0.0, 1e300, 1],
     "tau": [0.0, 1.0, 0.02, 1, [0.0, 1.0], np.array([0.3, 0.7])],
+    "theta": [0.0, 1e300, 5],
     "update_weights_every": [1, np.int64(4)],
     "tol": [1e-300, 0.5],
     "max_iter": [1, np.int64(1000)],
@@ -338,6 +358,8 @@ VALID_FOR = {
     (solvers.DBMTL, "beta"): [0.0, 0.5, 0.999999, 0],
     (solvers.MoDo, "gamma"): [5e-324, 1e300, 2],
     (solvers.PCD, "beta"): [0.0, 0.5, 0.999999, 0],
+    (weighting.COSMOS, "eps"): [5e-324, 1e300, 2],
+    (weighting.PBI, "reference"): [None, -1e300, [5e-324, -1e300, 2]],
     (solvers.CRMOGM, "alpha"): [0.0, 1.0, 0.5, 1],
     (weighting.FAMO, "gamma"): [0.0, 1e300, 2],
     (weighting.FAMO, "eps"): [5e-324, 1e300, 2],

@@ -42,7 +42,9 @@ class LossWeighting(Stateful):
     Subclasses set ``hyperparameters`` and ``fields`` (see :class:`Stateful`: the
     options and the memory, each with the check its saved value must pass),
     ``loss_domain`` (``"finite"``, ``">= 0"`` or ``"> 0"``) and ``why`` (why the
-    losses need that domain, for the error message), and implement ``_reset`` and
+    losses need that domain, for the error message), ``weight_domain`` (``">= 0"``,
+    the default, or ``"finite"`` for the gradients of penalised scalarisations such as
+    COSMOS and PBI, whose weights may be negative), and implement ``_reset`` and
     ``_compute`` (validate everything first; mutate state only once nothing can
     fail).
 
@@ -60,6 +62,7 @@ class LossWeighting(Stateful):
 
     inputs: ClassVar[tuple[str, ...]] = ("losses",)
     loss_domain: ClassVar[str] = "finite"
+    weight_domain: ClassVar[str] = ">= 0"
     why: ClassVar[str] = ""
     fields = {"_weights": array("K", ">= 0", optional=True)}
 
