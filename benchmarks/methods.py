@@ -268,7 +268,10 @@ def main(argv: list[str] | None = None) -> int:
         memory = "stateful" if entry.kind == "stateful-gradient" else "-"
         ours, theirs = times.get((name, 10), (None, None))
         cells = [fmt(ours) if ours else "-", fmt(theirs) if theirs else "-"]
-        ratio = f"{theirs / ours:.0f}x" if ours and theirs else "-"
+        ratio = "-"
+        if ours and theirs:
+            r = theirs / ours
+            ratio = f"{r:.0f}x" if r >= 10 else f"{r:.1f}x"
         row = [f"`{name}`", short_paper(entry.paper), on, memory, *cells, ratio]
         report("| " + " | ".join(row) + " |")
     report()

@@ -400,7 +400,7 @@ def test_epo_gets_the_losses_and_matches_the_numpy_solver(mode):
     losses, _ = net.losses(x, ys)
     shared = net.shared()
     J = explicit_jacobian(losses, shared)
-    values = np.array([float(loss) for loss in losses])
+    values = np.array([float(loss.detach()) for loss in losses])
     r = np.array([1.0, 2.0, 0.5])[: len(values)]
     expected = solvers.epo(J, losses=values, preference=r)
     info = backward(losses, shared, "epo", mode=mode, options={"preference": r})
