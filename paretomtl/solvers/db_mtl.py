@@ -12,14 +12,10 @@ from paretomtl._checks import (
     check_reciprocal,
 )
 from paretomtl.solvers._input import as_grads, prepare_scaled, unscaled_gram
+from paretomtl.solvers._kxm import check_same_columns, direction_dtype, needs_grads_error
 from paretomtl.solvers._registry import register
 from paretomtl.solvers._result import SolverResult
-from paretomtl.solvers.moco import (
-    check_same_columns,
-    direction_dtype,
-    needs_grads_error,
-    row_norms,
-)
+from paretomtl.solvers.moco import row_norms
 from paretomtl.state import Stateful, array, count, real
 
 

@@ -13,6 +13,7 @@ from paretomtl._checks import (
 )
 from paretomtl._kernels.simplex_steps import excess_accumulate
 from paretomtl.solvers._input import combine, prepare_scaled, unscaled_gram
+from paretomtl.solvers._kxm import needs_grads_error
 from paretomtl.solvers._registry import register
 from paretomtl.solvers._result import SolverResult
 from paretomtl.state import Stateful, array, choice, count, real, value
@@ -222,9 +223,8 @@ class ExcessMTL(Stateful):
             None during the warm-up), ``"warmup"`` (whether this was a warm-up update).
         """
         if grads is None:
-            raise ValueError(
-                "excess-mtl needs grads (K x M): its AdaGrad sums keep one number per "
-                "task and coordinate, not only the Gram matrix"
+            raise needs_grads_error(
+                "excess-mtl", "its AdaGrad sums keep one number per task and coordinate"
             )
         p = prepare_scaled(grads, gram)
         J = p.grads

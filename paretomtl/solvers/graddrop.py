@@ -9,6 +9,7 @@ import numpy as np
 from paretomtl._checks import as_generator, as_real_array, as_real_task_vector
 from paretomtl._kernels.graddrop import sign_choice, sign_sums
 from paretomtl.solvers._input import prepare_scaled, unscaled_gram
+from paretomtl.solvers._kxm import needs_grads_error
 from paretomtl.solvers._registry import register
 from paretomtl.solvers._result import SolverResult
 
@@ -123,10 +124,7 @@ def graddrop(
     if f is not None and not callable(f):
         raise TypeError(f"f must be a function of the purity array, or None; got {f!r:.60}")
     if grads is None:
-        raise ValueError(
-            "graddrop needs grads (K x M): its sign masks read every coordinate, not only "
-            "the Gram matrix; pass the task gradients (gram= may come with them)"
-        )
+        raise needs_grads_error("graddrop", "its sign masks read every coordinate")
     p = prepare_scaled(grads, gram)
     J = p.grads
     K, M = J.shape

@@ -13,6 +13,7 @@ from paretomtl._checks import (
 )
 from paretomtl._kernels.moco import lambda_step
 from paretomtl.solvers._input import as_grads, prepare_scaled, unscaled_gram
+from paretomtl.solvers._kxm import check_same_columns, direction_dtype, needs_grads_error
 from paretomtl.solvers._registry import register
 from paretomtl.solvers._result import SolverResult
 from paretomtl.state import Stateful, array, choice, count, real
@@ -103,35 +104,6 @@ def softmax(v: object) -> np.ndarray:
         array([0.25, 0.75])
     """
     return _simplex_map(v, False, "softmax")
-
-
-def needs_grads_error(method: str, why: str) -> ValueError:
-    """The error for a K x M method called with a Gram matrix only.
-
-    Example:
-        >>> from paretomtl.solvers.moco import needs_grads_error
-        >>> str(needs_grads_error("moco", "it tracks each gradient vector"))[:36]
-        'moco needs grads (K x M): it tracks '
-    """
-    return ValueError(
-        f"{method} needs grads (K x M): {why}, not only their Gram matrix; pass grads "
-        f"(and gram too, if you have it)"
-    )
-
-
-def check_same_columns(tracked: np.ndarray | None, grads: np.ndarray, owner: str) -> None:
-    """ValueError unless ``grads`` has as many columns as the tracked rows."""
-    if tracked is not None and tracked.shape[1] != grads.shape[1]:
-        raise ValueError(
-            f"grads has {grads.shape[1]} columns but this {owner} tracks gradients of "
-            f"{tracked.shape[1]} parameters (set by its first step); M must stay the same "
-            f"between calls (call reset() to start over with another M)"
-        )
-
-
-def direction_dtype(grads: np.ndarray) -> np.dtype:
-    """The dtype of a direction for these grads: theirs, float32 for float16."""
-    return np.dtype(np.float32) if grads.dtype == np.float16 else grads.dtype
 
 
 @register(

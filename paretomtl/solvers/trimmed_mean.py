@@ -7,6 +7,7 @@ import numpy as np
 from paretomtl._checks import check_count
 from paretomtl._kernels.trimmed_mean import trimmed_sums
 from paretomtl.solvers._input import prepare_scaled, unscaled_gram
+from paretomtl.solvers._kxm import needs_grads_error
 from paretomtl.solvers._registry import register
 from paretomtl.solvers._result import SolverResult
 
@@ -84,11 +85,7 @@ def trimmed_mean(
     """
     t = check_count(trim_number, "trim_number")
     if grads is None:
-        raise ValueError(
-            "trimmed-mean needs grads (K x M): it trims each coordinate's values, which "
-            "the Gram matrix does not hold; pass the task gradients (gram= may come "
-            "with them)"
-        )
+        raise needs_grads_error("trimmed-mean", "it trims each coordinate's K values")
     p = prepare_scaled(grads, gram)
     J = p.grads
     K, M = J.shape
