@@ -14,6 +14,29 @@ ADAM_GRAD_BOUND = 2.0**500
 ADAM_MOMENT_BOUNDS = (2.0**501, 2.0**1001)
 
 
+def check_moments(values: dict) -> None:
+    """A loaded state's Adam moments must be 0 before the first update (there Adam's
+    bias correction, 1 / (1 - beta^t), would amplify them) and with optimizer 'sgd';
+    ``values`` holds ``_step``, ``_adam_m``, ``_adam_v`` and ``optimizer``.
+
+    Example:
+        >>> import numpy as np
+        >>> from paretomtl.weighting._optim import check_moments
+        >>> ok = {"_step": 3, "_adam_m": np.ones(2), "_adam_v": np.ones(2), "optimizer": "adam"}
+        >>> check_moments(ok)
+        >>> check_moments({**ok, "_step": 0})
+        Traceback (most recent call last):
+        ...
+        ValueError: state['adam_m'] and state['adam_v'] must be 0 before the first update and with optimizer 'sgd'; got [1. 1.] and [1. 1.]
+    """  # noqa: E501
+    m, v = values["_adam_m"], values["_adam_v"]
+    if (values["_step"] == 0 or values["optimizer"] == "sgd") and (m.any() or v.any()):
+        raise ValueError(
+            "state['adam_m'] and state['adam_v'] must be 0 before the first update and "
+            f"with optimizer 'sgd'; got {m} and {v}"
+        )
+
+
 def descent_step(
     optimizer: str, grad: np.ndarray, lr: float, m: np.ndarray, v: np.ndarray, step: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

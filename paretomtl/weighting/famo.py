@@ -7,7 +7,7 @@ import numpy as np
 from paretomtl._checks import as_real_task_vector, check_choice, check_real
 from paretomtl.state import array, choice, count, real
 from paretomtl.weighting._base import LossWeighting
-from paretomtl.weighting._optim import ADAM_MOMENT_BOUNDS, descent_step
+from paretomtl.weighting._optim import ADAM_MOMENT_BOUNDS, check_moments, descent_step
 from paretomtl.weighting._registry import register
 
 # The logits stay within +-1e300: their differences, which are all the softmax
@@ -222,7 +222,7 @@ class FAMO(LossWeighting):
         self._previous = None
 
     def check_state(self, values: dict) -> None:
-        step, m, v, w = values["_step"], values["_adam_m"], values["_adam_v"], values["_weights"]
+        step, w = values["_step"], values["_weights"]
         previous = values["_previous"]
         if w is None and (step > 0 or previous is not None):
             raise ValueError(
@@ -234,8 +234,4 @@ class FAMO(LossWeighting):
             raise ValueError(
                 f"state['previous'] {previous} must be >= min_losses {values['min_losses']}"
             )
-        if (step == 0 or values["optimizer"] == "sgd") and ((m != 0).any() or (v != 0).any()):
-            raise ValueError(
-                "state['adam_m'] and state['adam_v'] must be 0 before the first logit update "
-                f"and with optimizer 'sgd'; got {m} and {v}"
-            )
+        check_moments(values)

@@ -7,7 +7,7 @@ import numpy as np
 from paretomtl._checks import as_real_task_vector, check_choice, check_num_tasks, check_real
 from paretomtl.state import array, choice, count, real
 from paretomtl.weighting._base import LossWeighting
-from paretomtl.weighting._optim import ADAM_MOMENT_BOUNDS, descent_step
+from paretomtl.weighting._optim import ADAM_MOMENT_BOUNDS, check_moments, descent_step
 from paretomtl.weighting._registry import register
 
 _TINY = float(np.finfo(np.float64).tiny)
@@ -233,7 +233,6 @@ class GradNorm(LossWeighting):
 
     def check_state(self, values: dict) -> None:
         K, step, w = self.num_tasks, values["_step"], values["_weights"]
-        m, v = values["_adam_m"], values["_adam_v"]
         given, initial = values["_given_initial_losses"], values["_initial_losses"]
         if not np.isclose(w.sum(), K, rtol=1e-9, atol=0.0):
             raise ValueError(f"state['weights'] must sum to K = {K}; got {w} (sum {w.sum()!r})")
@@ -249,8 +248,4 @@ class GradNorm(LossWeighting):
             )
         # Weights or initial losses set at step 0 are a warm start, allowed; moments at
         # step 0 would be amplified by the bias correction, 1 / (1 - beta^t).
-        if (step == 0 or values["optimizer"] == "sgd") and ((m != 0).any() or (v != 0).any()):
-            raise ValueError(
-                "state['adam_m'] and state['adam_v'] must be 0 before the first update and "
-                f"with optimizer 'sgd'; got {m} and {v}"
-            )
+        check_moments(values)

@@ -7,7 +7,7 @@ import numpy as np
 from paretomtl._checks import as_real_task_vector, check_choice, check_real
 from paretomtl.state import array, choice, count, real
 from paretomtl.weighting._base import LossWeighting
-from paretomtl.weighting._optim import ADAM_MOMENT_BOUNDS, descent_step
+from paretomtl.weighting._optim import ADAM_MOMENT_BOUNDS, check_moments, descent_step
 from paretomtl.weighting._registry import register
 
 # s stays within +-708: the weights e^s are then normal float64 numbers, from about
@@ -158,13 +158,9 @@ class IMTLL(LossWeighting):
         return w
 
     def check_state(self, values: dict) -> None:
-        step, m, v, w = values["_step"], values["_adam_m"], values["_adam_v"], values["_weights"]
+        step, w = values["_step"], values["_weights"]
         if step > 0 and w is None:
             raise ValueError(f"state['weights'] is None after state['step'] = {step} updates")
         # Scales set at step 0 are a warm start; moments at step 0 would be amplified
         # by Adam's bias correction 1 / (1 - beta^t).
-        if (step == 0 or values["optimizer"] == "sgd") and ((m != 0).any() or (v != 0).any()):
-            raise ValueError(
-                "state['adam_m'] and state['adam_v'] must be 0 before the first update and "
-                f"with optimizer 'sgd'; got {m} and {v}"
-            )
+        check_moments(values)

@@ -7,7 +7,7 @@ import numpy as np
 from paretomtl._checks import as_real_task_vector, check_choice, check_real
 from paretomtl.state import array, choice, count, real, value
 from paretomtl.weighting._base import LossWeighting
-from paretomtl.weighting._optim import ADAM_MOMENT_BOUNDS, descent_step
+from paretomtl.weighting._optim import ADAM_MOMENT_BOUNDS, check_moments, descent_step
 from paretomtl.weighting._registry import register
 
 _FACTORS = {"regression": 0.5, "classification": 1.0}
@@ -197,11 +197,7 @@ class UncertaintyWeighting(LossWeighting):
     def check_state(self, values: dict) -> None:
         # Log-variances set at step 0 are a warm start, allowed; moments at step 0 would
         # be amplified by the bias correction, 1 / (1 - beta^t).
-        step, m, v, w = values["_step"], values["_adam_m"], values["_adam_v"], values["_weights"]
+        step, w = values["_step"], values["_weights"]
         if step > 0 and w is None:
             raise ValueError(f"state['weights'] is None after state['step'] = {step} updates")
-        if (step == 0 or values["optimizer"] == "sgd") and ((m != 0).any() or (v != 0).any()):
-            raise ValueError(
-                "state['adam_m'] and state['adam_v'] must be 0 before the first update and "
-                f"with optimizer 'sgd'; got {m} and {v}"
-            )
+        check_moments(values)
