@@ -92,12 +92,16 @@ def upgrad(
         raise lost_error(p.lost, "upgrad")
     K = p.gram.shape[0]
     pref = pref_weights(pref_vector, K)
+    # The weights are linear in p: a small p is scaled up by a power of two (exactly)
+    # to a largest entry in [0.5, 1), so that subnormal preferences cannot underflow.
+    e = min(int(np.frexp(pref.max())[1]), 0)
+    scaled = np.ldexp(pref, -e)
     if pref_vector is None:
-        proj = project(p.gram, np.eye(K), pref)
+        proj = project(p.gram, np.eye(K), scaled)
     else:  # a task with preference 0 needs no projection
         rows = np.flatnonzero(pref)
-        proj = project(p.gram, np.eye(K)[rows], pref[rows])
-    weights = proj.weights
+        proj = project(p.gram, np.eye(K)[rows], scaled[rows])
+    weights = np.ldexp(proj.weights, e)
     G, exponent = unscaled_gram(p.gram, p.exponent)
     return SolverResult(
         weights=weights,

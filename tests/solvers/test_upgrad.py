@@ -16,35 +16,39 @@ from tests.strategies import grads_matrices
 def box_qp_reference(G, u):
     """argmin_{v >= u} v^T G v by enumerating the free set F (K <= 8), written from KKT.
 
-    On F: G_FF x_F = -(G u)_F (least squares: G_FF may be singular), x_F >= 0, and
+    Solved on the unit gradients (G_ij / (n_i n_j), n the gradient norms, with v = v' / n
+    and v' >= n u: the same problem, well scaled when the norms span many decades). On
+    F: G_FF x_F = -(G u)_F (least squares: G_FF may be singular), x_F >= 0, and
     (G v)_j >= 0 off F. Every candidate meeting these (to a loose tolerance) is a
     feasible point; the one with the smallest objective is returned (the direction
     J^T v is unique; v need not be).
     """
     K = G.shape[0]
-    scale = max(float(np.max(np.diagonal(G))), 1e-300)
-    Gs = G / scale
-    b = Gs @ u
-    best, best_val = u.copy(), float(u @ Gs @ u)
+    n = np.sqrt(np.clip(np.diagonal(G), 0.0, None))
+    n = np.where(n > 0, n, 1.0)
+    Gs = G / np.outer(n, n)
+    un = u * n
+    b = Gs @ un
+    best, best_val = un.copy(), float(un @ Gs @ un)
     for size in range(1, K + 1):
         for F in itertools.combinations(range(K), size):
             idx = np.array(F)
             x = np.linalg.lstsq(Gs[np.ix_(idx, idx)], -b[idx], rcond=None)[0]
             if x.min() < -1e-12:
                 continue
-            v = u.copy()
+            v = un.copy()
             v[idx] += np.clip(x, 0.0, None)
             if (Gs @ v).min() < -1e-9 * np.abs(v).sum():
                 continue
             val = float(v @ Gs @ v)
             if val < best_val:
                 best, best_val = v, val
-    return best
+    return best / n
 
 
 def kkt_violation(G, u, v):
     """max over the three KKT conditions of the box QP, relative to max G_ii ||u||_1."""
-    scale = max(float(np.max(np.diagonal(G))), 1e-300) * max(np.abs(u).sum(), 1e-300)
+    scale = max(float(np.max(np.diagonal(G))) * float(np.abs(u).sum()), 1e-300)
     y = G @ v
     primal = max(0.0, float((u - v).max()))
     dual = max(0.0, -float(y.min())) / scale
