@@ -252,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 peer_cells.append("-")
                 ratio_cells.append("-")
-        src = "J" if from_jacobian else "G"
+        needs_grads = getattr(solvers.info(name).obj, "needs_grads", False)
+        src = "J" if from_jacobian or needs_grads else "G"
         rows.append([f"{name} ({src})", *ours_cells])
         if peer is not None:
             rows.append(["  torchjd", *peer_cells])
