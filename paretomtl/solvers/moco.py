@@ -78,8 +78,9 @@ def project_to_simplex(v: object) -> np.ndarray:
     with the threshold :math:`\theta` found by sorting (Held, Wolfe & Crowder, 1974;
     Duchi et al., ICML 2008). ``v`` is first shifted by its largest entry (the
     projection is invariant to a common shift), so entries far above 1 in magnitude
-    keep the differences that decide the answer; the result is divided by its sum,
-    which rounding leaves within a few ulps of 1. It is the compiled kernel of
+    keep the differences that decide the answer (the threshold lies in
+    :math:`[\max_i v_i - 1, \max_i v_i)`); the entries sum to 1 up to the rounding of
+    the sorted partial sums, about one ulp per entry. It is the compiled kernel of
     MoCo's update, given no step to take.
 
     Example:

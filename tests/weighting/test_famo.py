@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from paretomtl.weighting import FAMO
@@ -33,10 +33,12 @@ class Reference:
         self.m = torch.as_tensor(np.broadcast_to(min_losses, (K,)).copy(), dtype=torch.float64)
         self.eps = eps
 
-    def weights(self, L):
+    def weights(self, L, xi=None):
+        """The weights for losses L at the reference's logits (or at ``xi``)."""
         torch = self.torch
         Lt = torch.tensor(L, dtype=torch.float64, requires_grad=True)
-        z = torch.softmax(self.xi, -1).detach()
+        logits = self.xi if xi is None else torch.tensor(xi, dtype=torch.float64)
+        z = torch.softmax(logits, -1).detach()
         D = Lt - self.m + self.eps
         c = (z / D).sum().detach()
         (D.log() * z / c).sum().backward()
@@ -56,6 +58,82 @@ class Reference:
     def logits(self):
         return self.xi.detach().numpy().copy()
 
+    def adam_moments(self):
+        """Adam's bias-corrected moments (m_hat, v_hat) after the last step."""
+        state = self.opt.state[self.xi]
+        t = float(state["step"])
+        m = state["exp_avg"].numpy() / (1.0 - 0.9**t)
+        v = state["exp_avg_sq"].numpy() / (1.0 - 0.999**t)
+        return m, v
+
+
+class LogitTolerance:
+    """A first-order bound on how far two float64 runs of the same logit updates drift.
+
+    Each step's gradient g = z (delta - z.delta) + gamma xi is rounded by both codes:
+    by <= (K + 2) u z_i (|delta_i| + sum_j z_j |delta_j|) each, u = 2^-53; a drift e
+    of the logits moves z by e^(2e) - 1 ~ 2e relative and so g by <= 6 e max|delta|
+    (+ gamma e). SGD moves the logits by lr times that. Adam's step lr m_hat /
+    (sqrt(v_hat) + eps) moves by <= lr R / (sqrt(v_hat) + eps) (1 + |m_hat| /
+    (sqrt(v_hat) + eps)) when every gradient in its memory moves by <= R (m_hat is
+    a weighted mean of them, sqrt(v_hat) a weighted RMS): its eps = 1e-8 turns a
+    gradient that is pure rounding (~1e-17, e.g. tasks whose logs fall equally) into
+    a step of ~lr 1e-9, whichever way each code rounds it.
+    """
+
+    def __init__(self, K, lr, gamma, optimizer):
+        self.K, self.lr, self.gamma, self.optimizer = K, lr, gamma, optimizer
+        self.drift = 0.0
+        self.memory = 0.0
+        self.travel = 0.0  # how far either run's logits can have moved from the start
+
+    def step(self, xi, before, after, ref, m=0.0, eps=1e-8):
+        delta = np.log(np.asarray(before) - m + eps) - np.log(np.asarray(after) - m + eps)
+        z = np.exp(xi - xi.max())
+        z /= z.sum()
+        absd = np.abs(delta)
+        rounding = 2 * (self.K + 2) * 2.0**-53 * float((z * (absd + z @ absd)).max())
+        rounding += 2 * 2.0**-53 * self.gamma * float(np.abs(xi).max())
+        error = rounding + (6 * float(absd.max()) + self.gamma) * self.drift
+        if self.optimizer == "sgd":
+            self.drift += self.lr * error
+            # |g_i| <= z_i 2 max|delta| + gamma |xi_i|, for either run's logits
+            self.travel += self.lr * (
+                2 * float(absd.max()) + self.gamma * (float(np.abs(xi).max()) + self.travel)
+            )
+            return
+        self.travel += 3.17 * self.lr
+        self.memory = max(self.memory, error)
+        m_hat, v_hat = ref.adam_moments()
+        denominator = np.sqrt(v_hat) + 1e-8
+        factor = (1.0 + np.abs(m_hat) / denominator) / denominator
+        self.drift += self.lr * self.memory * float(factor.max())
+
+    def weights_rtol(self):
+        # w = softmax(xi - log D): a logit drift e moves each weight by <= e^(2e) - 1.
+        return 1e-12 + float(np.expm1(2.0 * min(self.drift, 1.0)))
+
+    def check(self, famo, ref, L):
+        """Our weights and logits against the reference's, as far as float64 decides them.
+
+        While the bound stays <= 1e-6, both agree within it. Past that (Adam met
+        gradients that are rounding and amplified them by up to 1 / eps = 1e8, so the
+        two runs may legitimately part), what stays checkable: our weights are the
+        authors' formula at our own logits, and the logits are within the two runs'
+        steps (Adam, Kingma & Ba: each step <= lr (1 - beta1) / sqrt(1 - beta2) < 3.17 lr
+        per logit; by Cauchy-Schwarz on the moments' weights, sqrt(10 * 5.3 * 0.1) < 2.3
+        in the first 10 steps. SGD: lr |g|). SGD's bound grows by up to 1 + 6 lr
+        max|delta| a step: it is a bound, not an estimate.
+        """
+        w = famo.update(L)
+        if self.drift <= 1e-6:
+            np.testing.assert_allclose(w, ref.weights(L), rtol=self.weights_rtol())
+            np.testing.assert_allclose(famo.logits, ref.logits, rtol=1e-11, atol=1e-13 + self.drift)
+            return
+        np.testing.assert_allclose(w, ref.weights(L, famo.logits), rtol=1e-12)
+        gap = np.abs(famo.logits - ref.logits).max()
+        assert gap <= 2 * self.travel + 1e-6
+
 
 runs = st.integers(1, 6).flatmap(
     lambda K: st.lists(
@@ -66,18 +144,24 @@ runs = st.integers(1, 6).flatmap(
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
 @given(losses=runs, lr=st.floats(1e-3, 0.5), gamma=st.sampled_from([0.0, 1e-3, 0.1]))
+# Found by the thorough profile: delta = (0, 0, 0, -log 2, log 2) makes the first three
+# gradient entries 0 but for rounding (~1e-18 here, exactly 0 in torch), which Adam's eps
+# turns into logits 9e-11 apart and weights 6e-11 apart (LogitTolerance bounds it).
+@example(losses=[[1.0, 1.0, 1.0, 1.0, 2.0], [1.0, 1.0, 1.0, 2.0, 1.0]], lr=0.5, gamma=0.0)
 def test_deferred_updates_match_the_authors_algorithm(optimizer, losses, lr, gamma):
     # Here each call first moves the logits from the previous call's losses to these,
     # then weights these: the authors' loop with L'_t = L_{t+1}.
     K = len(losses[0])
     famo = FAMO(K, lr=lr, gamma=gamma, optimizer=optimizer)
     ref = Reference(K, lr, gamma, optimizer)
+    tol = LogitTolerance(K, lr, gamma, optimizer)
     previous = None
     for L in losses:
         if previous is not None:
+            xi = ref.logits
             ref.update(previous, L)
-        np.testing.assert_allclose(famo.update(L), ref.weights(L), rtol=1e-12)
-        np.testing.assert_allclose(famo.logits, ref.logits, rtol=1e-11, atol=1e-13)
+            tol.step(xi, previous, L, ref)
+        tol.check(famo, ref, L)
         previous = L
     assert famo.step == len(losses) - 1
 
@@ -91,12 +175,15 @@ def test_observe_follows_the_authors_order(optimizer, losses, seed):
     rng = np.random.default_rng(seed)
     famo = FAMO(K, lr=0.05, gamma=1e-3, optimizer=optimizer, min_losses=-0.5, eps=1e-6)
     ref = Reference(K, 0.05, 1e-3, optimizer, min_losses=-0.5, eps=1e-6)
+    tol = LogitTolerance(K, 0.05, 1e-3, optimizer)
     for L in losses:
         after = np.array(L) * rng.uniform(0.5, 1.2, K)
-        np.testing.assert_allclose(famo.update(L), ref.weights(L), rtol=1e-12)
+        tol.check(famo, ref, L)  # weights, and the logits of the last observe
         famo.observe(after)
+        xi = ref.logits
         ref.update(L, after)
-        np.testing.assert_allclose(famo.logits, ref.logits, rtol=1e-11, atol=1e-13)
+        tol.step(xi, L, after, ref, m=-0.5, eps=1e-6)
+    tol.check(famo, ref, losses[-1])
     assert famo.step == len(losses)
 
 
