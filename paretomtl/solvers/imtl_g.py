@@ -39,11 +39,14 @@ def unit_pinv_coefficients(G: np.ndarray, rhs: np.ndarray) -> UnitSolve:
     the minimum-norm d with :math:`u_i \cdot d = r_i` where that system has a
     solution (its least-squares solution otherwise). Zero gradients have no unit
     vector: their coefficient is 0. :math:`C^+` is formed from the eigendecomposition
-    of C, eigenvalues at or below :math:`8 K \epsilon \lambda_{\max}(C)` counting as
-    zero (by a Cholesky factorisation where :math:`\operatorname{tr} C^{-1}`
-    certifies every eigenvalue above that cut-off, so that :math:`C^+ = C^{-1}`);
-    working on C, not G, makes the answer independent of the gradients' norms,
-    which may span any number of decades.
+    :math:`C = Q \Lambda Q^\top`, eigenvalues at or below :math:`8 K \epsilon
+    \lambda_{\max}(C)` counting as zero, and so do the components of
+    :math:`Q^\top r` at or below :math:`8 K \epsilon \|r\|` (the rounding of Q: r
+    orthogonal to C's range gives exactly 0, e.g. opposite gradients); or by a
+    Cholesky factorisation where :math:`\operatorname{tr} C^{-1}` certifies every
+    eigenvalue above that cut-off, so that :math:`C^+ = C^{-1}`. Working on C, not G,
+    makes the answer independent of the gradients' norms, which may span any number
+    of decades.
 
     Example:
         >>> import numpy as np
@@ -72,7 +75,14 @@ def unit_pinv_coefficients(G: np.ndarray, rhs: np.ndarray) -> UnitSolve:
     lam, Q = np.linalg.eigh(C)
     keep = lam > RCOND_FACTOR * C.shape[0] * _EPS * lam[-1]
     Qk = Q[:, keep]
-    y = Qk @ ((Qk.T @ (rhs if full else rhs[nz])) / lam[keep])
+    r = rhs if full else rhs[nz]
+    t = Qk.T @ r
+    # Components of r on C's range at the rounding of eigh's orthonormal Q (about
+    # K eps ||r||) are zero: where r is orthogonal to the range in exact arithmetic
+    # (e.g. r = 1 and opposite gradients), dividing that noise by lambda would make
+    # a spurious answer whose size and sign depend on the order of the tasks.
+    t[np.abs(t) <= RCOND_FACTOR * C.shape[0] * _EPS * np.linalg.norm(r)] = 0.0
+    y = Qk @ (t / lam[keep])
     if full:
         v = y / ns
     else:

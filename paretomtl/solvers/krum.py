@@ -52,7 +52,9 @@ def krum(
     least one neighbour) is required.
 
     Distances from G lose precision by cancellation where two gradients are close
-    next to their norms (about :math:`\epsilon \max G_{ii}` absolute), which decides
+    next to their norms (about :math:`\epsilon \max G_{ii}` absolute on a squared
+    distance, so about :math:`\sqrt{\epsilon \max G_{ii}}` on a plain one: two
+    gradients 1e-9 apart at norm 1 get a plain distance of order 1e-8), which decides
     only between near-equal scores. Negative rounding is clipped to 0. The choice
     is invariant to a common positive scale of the gradients, at any scale.
 

@@ -118,7 +118,11 @@ class PCD(Stateful):
 
     :math:`\hat v_i = v_i / (1 - \beta^t)` the bias-corrected moving average
     :math:`v_i \leftarrow \beta v_i + (1 - \beta) \|g_i\|^2` at step t, and the
-    update is :math:`d = \tilde d\, \|g_1\| / \|\tilde d\|`. In Gram space (N the
+    update is :math:`d = \tilde d\, \|g_1\| / \|\tilde d\|` (:math:`\|\tilde d\|`
+    from the Gram matrix, like everything here, so the same weights come with or
+    without ``grads``: exact to about :math:`\epsilon\kappa^2`, :math:`\kappa =
+    \sum_i |w_i| \|g_i\| / \|d\|`, which matters only where the constraints make
+    :math:`\tilde d` a cancelling combination). In Gram space (N the
     Gram matrix of the :math:`\tilde g_i`), :math:`\tilde d = \tilde g_1 + \sum_j \mu_j
     \tilde g_j` with :math:`\mu \ge 0` the solution of the dual QP
     :math:`\min_{\mu \ge 0} \tfrac12 \mu^\top N_{SS} \mu - b^\top \mu`,

@@ -2,12 +2,14 @@
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from paretomtl import solvers
 from paretomtl.solvers import config, imtl_g
 from tests.strategies import grads_matrices
+
+EPS = float(np.finfo(np.float64).eps)
 
 
 def reference(J, w=None):
@@ -16,6 +18,14 @@ def reference(J, w=None):
     w = np.ones(K) if w is None else w
     n = np.linalg.norm(J, axis=1)
     U = np.divide(J, n[:, None], out=np.zeros_like(J), where=n[:, None] > 0)
+    # d0 = (U^T U)^+ U^T w is 0 exactly when U^T w = 0, and its way is undefined when
+    # U^T w is within rounding of 0: computed from the rows u_i (each rounded by their
+    # division, relative eps), every entry of U^T w carries an error of at most
+    # (K + 1) eps ||U[:, m]|| ||w||, so ||U^T w|| <= 2 (K + 1) eps ||U||_F ||w|| means
+    # "zero to float64" (None: lstsq would normalise its rounding, e.g. U = (1, -1)^T,
+    # w = (1, 1) gives d0 ~ 1e-17 and a length of g_1 + g_2 on a random sign).
+    if np.linalg.norm(U.T @ w) <= 2 * (K + 1) * EPS * np.linalg.norm(U) * np.linalg.norm(w):
+        return None
     d0 = np.linalg.lstsq(U, w, rcond=None)[0]
     if not np.linalg.norm(d0) > 0:
         return np.zeros(J.shape[1])
@@ -51,12 +61,17 @@ def test_conflict_free_where_the_unit_gradients_are_independent(J):
     grads_matrices(min_tasks=1, max_tasks=8, max_dim=10),
     st.lists(st.floats(0.1, 5.0), min_size=8, max_size=8),
 )
+@example(J=np.array([[0.12573022], [-0.13210486]]), prefs=[1.0] * 8)
 def test_matches_the_definition_on_the_vectors(J, prefs):
     w = np.array(prefs[: J.shape[0]])
     if unit_condition(J) > 1e6 and J.shape[0] <= J.shape[1]:
         return  # near dependence: the K x M pseudo-inverse resolves more than G can
     ref = reference(J, w)
     scale = np.linalg.norm(J, axis=1).sum()
+    if ref is None:  # d0 = 0 to float64: any way, but |d| = |sum_i g_i . d^| <= sum_i n_i
+        d = config(J, pref_vector=w).direction
+        assert np.isfinite(d).all() and np.linalg.norm(d) <= scale * (1 + 1e-12)
+        return
     np.testing.assert_allclose(config(J, pref_vector=w).direction, ref, rtol=0, atol=1e-8 * scale)
 
 
@@ -91,6 +106,15 @@ def test_degenerate_inputs():
     J[5] = 0.0
     res = config(J)
     assert np.isfinite(res.weights).all() and res.weights[5] == 0 and res.extras["rank"] == 30
+
+
+def test_opposite_one_dimensional_gradients_give_zero():
+    # Regression (thorough profile): U = (1, -1)^T exactly, w = (1, 1): U^T w = 0 in
+    # exact arithmetic, so d0 = U^+ w = 0 and ConFIG's d0 / |d0| is undefined; the
+    # documented answer is zero weights (not a length g_1 + g_2 on a rounding's sign).
+    for J in (np.array([[0.12573022], [-0.13210486]]), np.array([[-3.0], [1e-3]])):
+        res = config(J)
+        assert not res.weights.any() and not res.direction.any()
 
 
 def test_bad_preference_is_refused():

@@ -1,13 +1,17 @@
 """IMTL-G against the paper's closed form, its equal-projection property and TorchJD."""
 
+import itertools
+
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from paretomtl import solvers
 from paretomtl.solvers import imtl_g
 from tests.strategies import grads_matrices
+
+EPS = float(np.finfo(np.float64).eps)
 
 
 def unit_projections(J, w):
@@ -132,9 +136,83 @@ def test_a_gradient_lost_next_to_the_longest_is_refused():
 @given(grads_matrices(min_tasks=2, max_tasks=8, max_dim=8), st.randoms(use_true_random=False))
 def test_permutation_equivariance(J, rnd):
     perm = np.array(rnd.sample(range(J.shape[0]), J.shape[0]))
-    np.testing.assert_allclose(
-        imtl_g(J).weights[perm], imtl_g(J[perm]).weights, rtol=1e-7, atol=1e-12
+    _check_permutation(J, perm)
+
+
+def test_permutation_of_a_nearly_colinear_family():
+    # Thorough-profile input: six near multiples of one vector in R^4, kept eigenvalues
+    # of C from 1.3e-7 to 6 (kappa 4.6e7), no equal projection (kkt_residual ~ 1):
+    # the weights move by up to 6e-7 relative with the order of the tasks, within the
+    # bound (1.4e-3 here, the kappa^2 term), and the orders must still agree to it.
+    J = np.array(
+        [
+            [1.65755711, -3.53174591, -0.90909582, 0.17658792],
+            [-0.35255578, 0.75231929, 0.19381116, -0.03768896],
+            [-1.89433738, 4.03581592, 1.03933562, -0.20376929],
+            [-0.77479324, 1.64615193, 0.4249901, -0.08243688],
+            [-0.20497783, 0.43643214, 0.11326863, -0.02225573],
+            [1.20959426, -2.58106795, -0.66282595, 0.12928758],
+        ]
     )
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        _check_permutation(J, rng.permutation(6))
+
+
+def _check_permutation(J, perm):
+    """Equal weights up to a bound on the rounding of each run.
+
+    Exact arithmetic gives equal answers; each run solves y = C^+ 1 on a C perturbed
+    by E, ||E|| <= eta = K (M + 3) eps ||C|| (the rounding of G = J J^T and of the
+    division by the norms). To first order (Wedin), with the rank unchanged,
+    ||dy|| / ||y|| <= kappa eta / ||C|| (2 + ||C^+|| ||r|| / ||y||), kappa the ratio
+    of C's extreme kept eigenvalues and r = 1 - C y the least-squares residual (large
+    where no equal projection exists: then kappa^2 enters). The weights w = v / sum v,
+    v = N^-1 y, compared as w o n = y / sum v: relative error at most that of y times
+    (1 + ||y|| ||1 / n|| / |sum v|), twice for the two runs, and 10 times for the
+    first-order terms and eigh's own backward error. Near the rank cut-off (a kept
+    or dropped eigenvalue within 10x of it) the two runs may keep different ranks:
+    only finiteness is asserted there.
+    """
+    a, b = imtl_g(J).weights[perm], imtl_g(J[perm]).weights
+    assert np.isfinite(a).all() and np.isfinite(b).all()
+    K, M = J.shape
+    n = np.linalg.norm(J[perm], axis=1)
+    nz = n > 0
+    if not nz.any():
+        assert not a.any() and not b.any()
+        return
+    U = J[perm][nz] / n[nz, None]
+    lam, Q = np.linalg.eigh(U @ U.T)
+    cut = 8 * nz.sum() * EPS * lam[-1]
+    if np.any((lam > cut / 10) & (lam < cut * 10)):
+        return  # the rank is decided by rounding
+    keep = lam > cut
+    Qk = Q[:, keep]
+    y = Qk @ ((Qk.T @ np.ones(nz.sum())) / lam[keep])
+    if not np.linalg.norm(y) > 1e-8:
+        return  # C^+ 1 = 0: degenerate; the regression test below covers it
+    r = np.ones(nz.sum()) - (U @ U.T) @ y
+    kappa = lam[-1] / lam[keep].min()
+    rho = kappa * K * (M + 3) * EPS * (2 + np.linalg.norm(r) / lam[keep].min() / np.linalg.norm(y))
+    total = abs(np.sum(y / n[nz]))
+    spread = 1 + np.linalg.norm(y) * np.linalg.norm(1 / n[nz]) / max(total, 1e-300)
+    bound = 20 * rho * spread
+    diff = np.linalg.norm((a - b)[nz] * n[nz])
+    assert diff <= (bound + 1e-13) * max(np.linalg.norm(b[nz] * n[nz]), 1e-300) or bound >= 1
+
+
+def test_sign_balanced_colinear_gradients_are_degenerate_in_every_order():
+    # Regression (thorough profile): one dimension, signs (+, -, +, -). The unit
+    # gradients are s = (1, -1, 1, -1), C = s s^T, and C^+ 1 = s (s . 1) / 16 = 0
+    # exactly (Fraction-free: s . 1 = 0 in integers), so no weights summing to 1 give
+    # equal nonzero projections. eigh's rounding used to leave v ~ 1e-17, whose sum
+    # passed the degeneracy test in some task orders (weights up to 3.3).
+    J = np.array([[2.04091912], [-2.55566503], [0.41809885], [-0.56776961]])
+    for perm in itertools.permutations(range(4)):
+        res = imtl_g(J[list(perm)])
+        assert res.extras["degenerate"] and not res.weights.any()
+        _check_permutation(J, np.array(perm))
 
 
 def test_registered_with_the_gram_route():
@@ -193,6 +271,7 @@ def test_documented_differences_from_torchjd():
 
 
 @given(grads_matrices(min_tasks=1, max_tasks=10, max_dim=12))
+@example(J=np.array([[-0.80193143], [-1.324359], [-0.24836162], [0.42044524], [1.13604653]]))
 def test_unit_solve_is_numpys_pseudo_inverse_of_the_cosine_matrix(J):
     # Both routes (certified Cholesky, eigendecomposition) against numpy's pinv of C.
     from paretomtl.solvers.imtl_g import unit_pinv_coefficients
@@ -210,5 +289,12 @@ def test_unit_solve_is_numpys_pseudo_inverse_of_the_cosine_matrix(J):
         return  # between "clearly singular" and "clearly not": the cut-off decides
     ref = np.zeros_like(v)
     ref[nz] = np.linalg.pinv(C, rcond=1e-12, hermitian=True) @ rhs[nz] / n[nz]
-    # Compare the directions v @ J (unique), not v (defined up to C's null space).
-    np.testing.assert_allclose(v @ J, ref @ J, rtol=1e-6, atol=1e-8 * np.abs(ref @ J).max())
+    # Compare the directions v @ J = U^T y (unique), not v (defined up to C's null
+    # space). Where rhs is orthogonal to C's range (e.g. rhs = (1, 1.25, 1.5, 1.75, 2)
+    # on signs (-, -, -, +, +): s . rhs = 0 exactly), the exact y is 0; either route
+    # leaves a component of Q^T rhs of at most 8 K eps ||rhs|| (ours zeroes it), divided
+    # by a kept eigenvalue and mapped by U^T (norm sqrt(lambda_max)): an absolute floor.
+    lam = np.linalg.eigvalsh(C)
+    kept = lam[lam > 1e-12 * lam[-1]].min()
+    floor = 8 * nz.sum() * EPS * np.linalg.norm(rhs[nz]) * np.sqrt(lam[-1]) / kept
+    np.testing.assert_allclose(v @ J, ref @ J, rtol=1e-6, atol=1e-8 * np.abs(ref @ J).max() + floor)
