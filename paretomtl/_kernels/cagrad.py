@@ -19,13 +19,14 @@ import math
 import numpy as np
 from numba import njit
 
-from paretomtl._kernels.simplex_qp import solve_exact
+from paretomtl._kernels.simplex_qp import solve_exact, wolfe
 
 STATUS_CONVERGED = 0
 STATUS_MAX_ITER = 1
 STATUS_UNBOUNDED = 2  # psi stays below rho: the origin is in the hull (see caller)
 
 _MU_CHECK = 1e4
+_SMALL_CORRAL = 1e-4  # (as in simplex_qp)
 
 
 @njit(cache=True)
@@ -46,7 +47,30 @@ def _evaluate(G, mu, qp_tol, qp_iter):
     K = G.shape[0]
     tau = 1.0 / (1.0 + mu)
     c = np.full(K, tau / K)
-    z, _, _, _, _ = solve_exact(G, c, qp_tol, qp_iter)
+    # Wolfe's entering test compares (G z)_j with the corral's level; those scale
+    # with ||g_z||, which is ~tau times the gradients' at large mu: the tolerance
+    # follows (an absolute one could not tell tiny tasks apart, 9 decades down).
+    z, _, _, obj, kkt = solve_exact(G, c, qp_tol * tau, qp_iter)
+    # Where every free coordinate's gradient is tiny next to the largest one, the
+    # corral's 1 1^T augmentation drowns their differences (solve_exact rescues
+    # that only when no bound is active; here every bound is > 0): solve again
+    # with the augmentation at their scale and keep the better point.
+    sigma = 0.0
+    for i in range(K):
+        if z[i] > c[i] and G[i, i] > sigma:
+            sigma = G[i, i]
+    if 0.0 < sigma < _SMALL_CORRAL:
+        z2, _, _ = wolfe(G, c, qp_tol * tau * math.sqrt(sigma), qp_iter, sigma)
+        v2 = _gram_norm2(G, z2)
+        if v2 < obj:
+            z, obj = z2, v2
+    # At large mu the optimum's value is far below max_i G_ii and a certificate
+    # that is small on G's scale can be large on the optimum's: solve again with
+    # the augmentation at the optimum's scale and keep the better point.
+    if 0.0 < obj < 1e-6 and kkt > 1e-6 * obj:
+        z3, _, _ = wolfe(G, c, qp_tol * tau * math.sqrt(obj), 4 * qp_iter, obj)
+        if _gram_norm2(G, z3) < obj:
+            z = z3
     e = np.empty(K)
     free = np.zeros(K, dtype=np.bool_)
     for i in range(K):

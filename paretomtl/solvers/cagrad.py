@@ -8,12 +8,10 @@ import numpy as np
 
 from paretomtl._checks import check_choice, check_count, check_real
 from paretomtl._kernels.cagrad import (
-    STATUS_CONVERGED,
     STATUS_UNBOUNDED,
     cagrad_search,
     inner_certificate,
 )
-from paretomtl._kernels.simplex_qp import solve_exact
 from paretomtl.solvers._input import combine, prepare_scaled, unscaled_gram
 from paretomtl.solvers._registry import register
 from paretomtl.solvers._result import SolverResult
@@ -63,15 +61,64 @@ def _dual_cone_projection(G: np.ndarray) -> tuple[np.ndarray, float]:
     from scipy.optimize import nnls  # (rare route: imported when needed)
 
     K = G.shape[0]
-    evals, evecs = np.linalg.eigh(G)
-    L = evecs * np.sqrt(np.clip(evals, 0.0, None))  # G = L L^T
+    mean = np.full(K, 1.0 / K)
+    gd = G @ mean
+    live = np.diagonal(G) > 0.0
+    if np.all(gd[live] >= 0.0):  # g0 is in the cone: its own projection
+        return np.zeros(K), 0.0
+    # A zero gradient's multiplier moves nothing (kept at 0, not left to nnls's
+    # tolerance, which let ~1e-5 through and made the weights depend on rounding).
+    G = G[np.ix_(live, live)]
+    # The factor G = L L^T is taken from the unit gradients' Gram matrix (L = D F,
+    # C = F F^T, D the norms), so that every task keeps its own relative accuracy
+    # (a factor of G itself blurs tasks 6 decades down: d was 1e-4 outside the
+    # cone); eigenvalues of C at rounding level are noise whose square roots
+    # (~1e-8) would move d that far, and are dropped.
+    norms = np.sqrt(np.diagonal(G))
+    evals, evecs = np.linalg.eigh(G / np.outer(norms, norms))
+    evals = np.where(evals > 64.0 * K * 2.220446049250313e-16 * evals.max(), evals, 0.0)
+    L = norms[:, None] * (evecs * np.sqrt(evals))
     # Where the origin is in the hull, lambda is not unique (lambda + t v, J^T v = 0,
-    # v >= 0, is as good): a ridge of 1e-12 (G scaled to max_i G_ii = 1) picks a
-    # bounded one and moves d by about 1e-12 |lambda|.
-    A = np.vstack([L.T, _RIDGE * np.eye(K)])
-    b = np.concatenate([-(L.T @ np.full(K, 1.0 / K)), np.zeros(K)])
-    lam, _ = nnls(A, b, maxiter=50 * K)
-    return lam, math.sqrt(max(float(lam @ G @ lam), 0.0))
+    # v >= 0, is as good): a ridge of 1e-12 on each lambda_i ||g_i|| (the length it
+    # adds to d) picks a bounded one and moves d by about 1e-12 of the lengths. (A
+    # ridge on lambda itself kept a task 8 decades below the other from its
+    # multiplier ~1e8: d stayed at g0, half outside the cone.)
+    n = G.shape[0]
+    A = np.vstack([L.T, _RIDGE * np.diag(np.sqrt(np.diagonal(G)))])
+    b = np.concatenate([-(L.T @ mean[live]), np.zeros(n)])
+    part, _ = nnls(A, b, maxiter=50 * n)
+    # nnls stops at its own tolerance; on its support the least-squares solution
+    # is the exact one (kept when positive and closer to the cone): multipliers
+    # ~1e4 on a tiny task left d at 2e-9 of the scale outside the cone.
+    act = part > 0.0
+    if np.any(act):
+        polish = np.linalg.lstsq(A[:, act], b, rcond=None)[0]
+        if np.all(polish > 0.0):
+            trial = np.zeros(n)
+            trial[act] = polish
+            if _cone_gap(G, mean[live] + trial) < _cone_gap(G, mean[live] + part):
+                part = trial
+    lam = np.zeros(K)
+    lam[live] = part
+    return lam, math.sqrt(max(float(part @ G @ part), 0.0))
+
+
+def _cone_gap(G: np.ndarray, x: np.ndarray) -> float:
+    """How far d = x^T J is outside the dual cone, task by task relative to the
+    task's norm and the size of the problem, ||d|| + ||g0||:
+    max_i -g_i^T d / (||g_i|| (||d|| + ||g0||)), 0 when inside. (An absolute gap on
+    G / max_i G_ii would excuse a tiny task whose improvement is negative: one 9
+    decades below the others was at -0.07 of its own scale; ||g0|| keeps a d at
+    rounding level of 0, the projection when the cone is {0}, from counting as far.)"""
+    K = G.shape[0]
+    gd = G @ x
+    nd = math.sqrt(max(float(x @ gd), 0.0))
+    g0 = math.sqrt(max(float(np.sum(G)) / (K * K), 0.0))
+    norms = np.sqrt(np.clip(np.diagonal(G), 0.0, None))
+    ok = norms > 0.0
+    if nd + g0 == 0.0 or not np.any(ok):
+        return 0.0
+    return float(np.max(-gd[ok] / (norms[ok] * (nd + g0)), initial=0.0))
 
 
 @register(
@@ -122,7 +169,14 @@ def cagrad(
     support (:mod:`paretomtl._kernels.cagrad`), each step one call of the exact
     bounded-simplex kernel. ``kkt_residual`` certifies :math:`w^*` (the inner
     problem's optimality conditions, relative to :math:`\max_i G_{ii}`) and
-    ``objective`` is its value :math:`F(w^*)`.
+    ``objective`` is its value :math:`F(w^*)`; ``converged`` is that certificate
+    at most 1e-9 (not the search's own stop). Where G is nearly singular and
+    :math:`\mu` large (nearly colinear gradients whose hull almost reaches the
+    origin: eigenvalues ~1e-10, :math:`\mu \sim 10^4`), :math:`w^*` is fixed by
+    float64 only to a residual that grows with :math:`\mu` (2.8e-9 at
+    :math:`\mu = 2.3 \cdot 10^4` by mpmath on the returned weights, 1.9e-7 at
+    :math:`1.3 \cdot 10^5`): ``converged`` is then False, while :math:`F(w^*)`
+    still matches cvxpy's optimum (it is flat there to first order).
 
     Degenerate cases: ``c = 0`` or :math:`g_0 = 0` give the mean (weights 1/K);
     when the origin is in the convex hull of the gradients and the dual cone
@@ -196,7 +250,13 @@ def cagrad(
             inside, _ = origin_in_hull(Gs)
             if inside:  # psi stays bounded: the cone is reached if within the ball
                 lam, dist = _dual_cone_projection(Gs)
-                use_cone = status == STATUS_UNBOUNDED or dist <= rho * (1.0 + 1e-9)
+                # The ridge biases lambda where reaching the cone needs a large
+                # multiplier (norms over many decades): the point is then short of
+                # the cone and no projection; it is taken only once certified in it.
+                gap = _cone_gap(Gs, mean + lam)
+                use_cone = status == STATUS_UNBOUNDED or (
+                    dist <= rho * (1.0 + 1e-9) and gap <= _KKT_ACCEPT
+                )
             elif status == STATUS_UNBOUNDED:
                 # Tiny gradients next to large ones: the root lies beyond 1e16, near
                 # rho / sqrt(nu) (psi grows as mu sqrt(nu)); search on from there.
@@ -212,16 +272,21 @@ def cagrad(
             dual = True
             method = "cagrad/dual-cone"
             mu = math.inf
-            # The inner optimum: a hull point at the origin (MGDA's), where F = 0.
-            inner = solve_exact(Gs, np.zeros(K), 1e-15 * K, max(100, 20 * K))[0]
-            # The primal certificate: every task's improvement >= 0 within rounding,
-            # and the distance within the ball.
-            gd = Gs @ weights
-            residual = max(float(np.max(-gd, initial=0.0)), dist - rho, 0.0)
+            # The inner optimum: a hull point at the origin, where F = 0; found on the
+            # unit gradients (each task to its own relative accuracy: MGDA's point on
+            # G itself left g_w at 1e-3 of the scale with tasks 6 decades apart)
+            # and mapped back, w_i proportional to lambda_i / ||g_i||.
+            _, unit = origin_in_hull(Gs)
+            norms = np.sqrt(np.diagonal(Gs))
+            inner = np.where(norms > 0.0, unit / np.where(norms > 0.0, norms, 1.0), unit)
+            inner = inner / inner.sum()
+            # The primal certificate: every task's improvement >= 0 within rounding
+            # (relative to its norm and d's), and the distance within the ball.
+            residual = max(_cone_gap(Gs, weights), dist - rho, 0.0)
             converged = residual <= _KKT_ACCEPT
         else:
             inner, residual, objective = inner_certificate(Gs, z, mu, rho)
-            converged = status == STATUS_CONVERGED or residual <= _KKT_ACCEPT
+            converged = residual <= _KKT_ACCEPT  # the certificate decides, not the path
     if rescale == 1:
         weights = weights / (1.0 + c * c)
     elif rescale == 2:

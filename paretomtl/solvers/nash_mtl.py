@@ -33,18 +33,20 @@ class PowerSolution(NamedTuple):
     unbounded: tuple[int, ...]  # tasks whose weights diverge (reduced route)
 
 
-def _schur(G: np.ndarray, S: list[int], R: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """``(C, X)``: the Gram matrix of the gradients of R projected off span(g_S),
-    C = G_RR - G_RS G_SS^+ G_SR, and X = G_SS^+ G_SR."""
+def _schur(G: np.ndarray, S: list[int], R: list[int]) -> tuple[np.ndarray, np.ndarray, float]:
+    """``(C, X, cond)``: the Gram matrix of the gradients of R projected off span(g_S),
+    C = G_RR - G_RS G_SS^+ G_SR, X = G_SS^+ G_SR, and the condition number of the
+    part of G_SS inverted (C's rounding is about eps cond times G's entries)."""
     if not S:
-        return G[np.ix_(R, R)], np.zeros((0, len(R)))
+        return G[np.ix_(R, R)], np.zeros((0, len(R))), 1.0
     Gss = G[np.ix_(S, S)]
     evals, evecs = np.linalg.eigh(Gss)
     keep = evals > 1e-12 * max(float(evals.max()), 0.0)
     pinv = (evecs[:, keep] / evals[keep]) @ evecs[:, keep].T
     X = pinv @ G[np.ix_(S, R)]
     C = G[np.ix_(R, R)] - G[np.ix_(R, S)] @ X
-    return 0.5 * (C + C.T), X
+    cond = float(evals.max() / evals[keep].min()) if np.any(keep) else 1.0
+    return 0.5 * (C + C.T), X, cond
 
 
 def _newton(G: np.ndarray, p: float, tol: float, max_iter: int):
@@ -60,6 +62,16 @@ def _newton(G: np.ndarray, p: float, tol: float, max_iter: int):
         B, c, float(p), np.full(G.shape[0], t), float(tol), int(max_iter)
     )
     return s * v, it, status, res
+
+
+def _within_rounding(G: np.ndarray, w: np.ndarray, p: float) -> bool:
+    """Whether every residual w_i^p (G w)_i - 1 is within what rounding in G w
+    leaves, 4 (K + 2) eps (w_i^p (|G| |w|)_i + 1) (the kernel's bound, on G itself)."""
+    K = G.shape[0]
+    f = w**p
+    r = np.abs(f * (G @ w) - 1.0)
+    bound = 4.0 * (K + 2) * 2.220446049250313e-16 * (f * (np.abs(G) @ np.abs(w)) + 1.0)
+    return bool(np.all(np.isfinite(w)) and np.all(w > 0) and np.all(r <= bound))
 
 
 def _hull_min(G: np.ndarray) -> tuple[np.ndarray, float]:
@@ -104,7 +116,9 @@ def solve_power_equation(
     :math:`\Phi(w) = \tfrac12 w^\top G w + \sum_i h(w_i)`, :math:`h' = -w^{-p}`, solved
     by damped Newton (:mod:`paretomtl._kernels.bargaining`) to
     :math:`\max_i |w_i^p (G w)_i - 1| \le` ``tol`` (or to what rounding in
-    :math:`G w` allows). A solution exists exactly when the origin is not in the
+    :math:`G w` allows: where the hull test says a solution exists, at any size,
+    e.g. near-singular G with weights ~1e5 and residuals ~1e-5, checked against
+    mpmath to 1e-8). A solution exists exactly when the origin is not in the
     convex hull of the gradients (:math:`\min_{\lambda \in \Delta} \lambda^\top G
     \lambda > 0`); otherwise :math:`\Phi` has no minimiser and the weights of the
     tasks S in the support of the vanishing combinations diverge. Then (route
@@ -144,15 +158,23 @@ def solve_power_equation(
         if status == STATUS_CONVERGED:
             return PowerSolution(w * factor, int(it), True, float(res), "newton", ())
         if not origin_in_hull(Gs)[0]:
-            # A solution exists but Newton stopped first: report where it stopped.
-            return PowerSolution(w * factor, int(it), False, float(res), "newton", ())
+            # A solution exists, so the kernel's cap on a rounding-level residual (its
+            # guard against weights running away) does not apply: Newton stopped
+            # where rounding in G w allows no better is converged; else report where
+            # it stopped.
+            done = _within_rounding(Gs, w, p)
+            return PowerSolution(w * factor, int(it), done, float(res), "newton", ())
     S: list[int] = []
     R = list(range(K))
     while R:
-        C, _ = _schur(Gs, S, R)
+        C, _, cond = _schur(Gs, S, R)
         dC = np.diagonal(C)
-        # Projected norms at rounding level next to their own: g_i in span(g_S).
-        zero = [R[i] for i in range(len(R)) if dC[i] <= _HULL_ZERO * K * Gs[R[i], R[i]]]
+        # Projected norms at rounding level next to their own: g_i in span(g_S). The
+        # projection amplifies G's rounding by G_SS's condition number (nearly
+        # parallel g_S: a projected norm of 6e-11 from rounding at cond 1e6, for a
+        # g_i exactly in span(g_S) in 2-D, led Newton on noise).
+        limit = _HULL_ZERO * K * max(cond, 1.0)
+        zero = [R[i] for i in range(len(R)) if dC[i] <= limit * Gs[R[i], R[i]]]
         if zero:  # gradients inside span(g_S) (zero gradients when S is empty)
             S += zero
             R = [i for i in R if i not in zero]
@@ -168,7 +190,7 @@ def solve_power_equation(
     w = np.zeros(K)
     res, converged = 0.0, True
     if R:
-        C, X = _schur(Gs, S, R)
+        C, X, _ = _schur(Gs, S, R)
         top = float(np.max(np.diagonal(C)))
         b, it2, status, res = _newton(C / top, p, tol, max_iter)
         it += int(it2)

@@ -4,7 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given, note
 from hypothesis import strategies as st
 
 from paretomtl.solvers import NashMTL, fairgrad, info
@@ -34,7 +34,25 @@ def test_registered():
 
 
 @given(grads_matrices(max_tasks=8, max_dim=10), st.sampled_from([0.5, 1.0, 2.0, 5.0]))
+# Nearly parallel rows in 2-D whose hull holds the origin (slopes -9.24..-9.65, both
+# signs, checked in fractions): after S = {0, 1, 4} (cond(G_SS) ~ 1e6) the rest lie
+# exactly in span(g_S), but their projections computed to 6e-11 (rounding times the
+# condition number): Newton ran on noise (residual 3.8, converged=False). d = 0.
+@example(
+    J=np.array(
+        [
+            [0.14167741845831003, -1.3087492557818723],
+            [-0.11439061272327919, 1.074883033489426],
+            [-0.010405167831365058, 0.09666256659957584],
+            [-0.1681152764413064, 1.5719385640569181],
+            [0.01787108892975925, -0.1725177620203655],
+            [-0.23029210119619284, 2.1548121929009403],
+        ]
+    ),
+    alpha=2.0,
+)
 def test_solution_satisfies_the_fairness_equation(J, alpha):
+    note(f"J = {J.tolist()!r}")  # exactly (numpy's repr rounds to 8 digits)
     G = J @ J.T
     res = fairgrad(J, alpha=alpha)
     w = res.weights
