@@ -51,3 +51,23 @@ def direction_dtype(grads: np.ndarray) -> np.dtype:
         dtype('float32')
     """
     return np.dtype(np.float32) if grads.dtype == np.float16 else grads.dtype
+
+
+def unscaled_direction(d: np.ndarray, exponent: int, grads: np.ndarray) -> np.ndarray:
+    """A float64 direction computed from ``2**exponent * grads``, scaled back (exactly,
+    a power of two) and in the direction's dtype for ``grads`` (float32 for float16 and
+    float32 gradients).
+
+    Example:
+        >>> import numpy as np
+        >>> from paretomtl.solvers._kxm import unscaled_direction
+        >>> unscaled_direction(np.array([3.0]), 2, np.zeros((1, 1), dtype=np.float32))
+        array([0.75], dtype=float32)
+    """
+    if exponent:
+        with np.errstate(over="ignore", under="ignore"):
+            d = np.ldexp(d, -exponent)
+    if grads.dtype != np.float64:
+        with np.errstate(over="ignore"):
+            d = d.astype(np.float32)
+    return d

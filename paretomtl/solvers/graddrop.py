@@ -9,7 +9,7 @@ import numpy as np
 from paretomtl._checks import as_generator, as_real_array, as_real_task_vector
 from paretomtl._kernels.graddrop import sign_choice, sign_sums
 from paretomtl.solvers._input import prepare_scaled, unscaled_gram
-from paretomtl.solvers._kxm import needs_grads_error
+from paretomtl.solvers._kxm import needs_grads_error, unscaled_direction
 from paretomtl.solvers._registry import register
 from paretomtl.solvers._result import SolverResult
 
@@ -154,12 +154,7 @@ def graddrop(
         fp = _transformed(f, purity)
     d = np.empty(M)
     n_pos, n_neg = sign_choice(*sums, fp, draws, f is None, with_leak, d)
-    if p.exponent:
-        with np.errstate(over="ignore", under="ignore"):
-            d = np.ldexp(d, -p.exponent)
-    if J.dtype != np.float64:
-        with np.errstate(over="ignore"):
-            d = d.astype(np.float32)
+    d = unscaled_direction(d, p.exponent, J)
     G, exponent = unscaled_gram(p.gram, p.exponent)
     return SolverResult(
         weights=None,

@@ -7,7 +7,7 @@ import numpy as np
 from paretomtl._checks import check_count
 from paretomtl._kernels.trimmed_mean import trimmed_sums
 from paretomtl.solvers._input import prepare_scaled, unscaled_gram
-from paretomtl.solvers._kxm import needs_grads_error
+from paretomtl.solvers._kxm import needs_grads_error, unscaled_direction
 from paretomtl.solvers._registry import register
 from paretomtl.solvers._result import SolverResult
 
@@ -109,12 +109,7 @@ def trimmed_mean(
             else:  # rows of the transpose sorted, their middle summed
                 d[cols] = np.sort(block.T, axis=1)[:, t : K - t].sum(axis=1)
     d /= K - 2 * t
-    if p.exponent:
-        with np.errstate(over="ignore", under="ignore"):
-            d = np.ldexp(d, -p.exponent)
-    if J.dtype != np.float64:
-        with np.errstate(over="ignore"):
-            d = d.astype(np.float32)
+    d = unscaled_direction(d, p.exponent, J)
     G, exponent = unscaled_gram(p.gram, p.exponent)
     return SolverResult(
         weights=None,
