@@ -87,6 +87,23 @@ def pref_weights(pref_vector: object, num_tasks: int) -> np.ndarray:
     return p
 
 
+def lifted(pref: np.ndarray) -> tuple[np.ndarray, int]:
+    """``(pref * 2**-e, e)``: a preference vector whose largest entry is below 0.5
+    scaled up by a power of two (exactly) to one in [0.5, 1), e <= 0, so that
+    subnormal preferences cannot underflow the kernel. The projections are linear
+    in the preference (v*(c u) = c v*(u), c >= 0): weights computed from the lifted
+    vector times 2**e are the weights of ``pref``.
+
+    Example:
+        >>> import numpy as np
+        >>> from paretomtl.solvers._dual_cone import lifted
+        >>> lifted(np.array([5e-324, 0.0]))[1] < -1000, lifted(np.array([3.0, 1.0]))
+        (True, (array([3., 1.]), 0))
+    """
+    e = min(int(np.frexp(pref.max())[1]), 0)
+    return np.ldexp(pref, -e), e
+
+
 def project(G: np.ndarray, U: np.ndarray, coef: np.ndarray | None = None) -> Projection:
     r"""Solve :math:`v^*(u) = \arg\min_{v \ge u} v^\top G v` for every row u of ``U``.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from paretomtl.solvers._dual_cone import pref_weights, project
+from paretomtl.solvers._dual_cone import lifted, pref_weights, project
 from paretomtl.solvers._input import combine, lost_error, prepare_scaled, unscaled_gram
 from paretomtl.solvers._registry import register
 from paretomtl.solvers._result import SolverResult
@@ -78,10 +78,8 @@ def dualproj(
         raise lost_error(p.lost, "dualproj")
     K = p.gram.shape[0]
     pref = pref_weights(pref_vector, K)
-    # v*(c p) = c v*(p): a small p is scaled up by a power of two (exactly) to a
-    # largest entry in [0.5, 1), so that subnormal preferences cannot underflow.
-    e = min(int(np.frexp(pref.max())[1]), 0)
-    proj = project(p.gram, np.ldexp(pref, -e)[None, :])
+    scaled, e = lifted(pref)  # subnormal preferences cannot underflow
+    proj = project(p.gram, scaled[None, :])
     weights = np.ldexp(proj.weights, e)
     G, exponent = unscaled_gram(p.gram, p.exponent)
     return SolverResult(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from paretomtl.solvers._dual_cone import pref_weights, project
+from paretomtl.solvers._dual_cone import lifted, pref_weights, project
 from paretomtl.solvers._input import combine, lost_error, prepare_scaled, unscaled_gram
 from paretomtl.solvers._registry import register
 from paretomtl.solvers._result import SolverResult
@@ -92,10 +92,7 @@ def upgrad(
         raise lost_error(p.lost, "upgrad")
     K = p.gram.shape[0]
     pref = pref_weights(pref_vector, K)
-    # The weights are linear in p: a small p is scaled up by a power of two (exactly)
-    # to a largest entry in [0.5, 1), so that subnormal preferences cannot underflow.
-    e = min(int(np.frexp(pref.max())[1]), 0)
-    scaled = np.ldexp(pref, -e)
+    scaled, e = lifted(pref)  # subnormal preferences cannot underflow
     if pref_vector is None:
         proj = project(p.gram, np.eye(K), scaled)
     else:  # a task with preference 0 needs no projection
