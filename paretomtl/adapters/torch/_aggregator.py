@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -11,6 +12,16 @@ import numpy as np
 import torch
 
 from paretomtl._checks import check_count
+from paretomtl.adapters.torch._distributed import (
+    DISTRIBUTED,
+    EXCHANGES,
+    Group,
+    Traffic,
+    fingerprint,
+    is_sharded,
+    local_part,
+    resolve_mode,
+)
 from paretomtl.adapters.torch._jacobian import (
     MODES,
     PRECISIONS,
@@ -48,6 +59,9 @@ class StepInfo:
         reason: why the step was skipped.
         conflicts: with ``track_conflicts``, the :class:`ConflictStats` of this step
             (this step's cosines and their bias-corrected moving averages).
+        accumulated: True for a call inside :meth:`Aggregator.accumulate`: the
+            per-task gradients were added to those held for the next solving call,
+            nothing was solved or written (``weights``, ``gram`` are None).
     """
 
     weights: np.ndarray
@@ -59,6 +73,7 @@ class StepInfo:
     skipped: bool = False
     reason: str | None = None
     conflicts: ConflictStats | None = None
+    accumulated: bool = False
 
 
 def _cosines(G: np.ndarray) -> np.ndarray:
@@ -173,6 +188,51 @@ class Aggregator:
         track_conflicts: True (or a dict of ``ConflictTracker`` options, e.g.
             ``{"beta1": 0.99}``) to track the pairwise cosines' moving averages and
             report them in ``info.conflicts`` (gradient methods only).
+        distributed: how a step is synchronised over the processes of a
+            ``torch.distributed`` job (see "Several processes" below): ``"auto"``
+            (default: ``"exact"`` when a process group of more than one rank is
+            initialised, ``"sharded"`` when the shared parameters are DTensors, else
+            ``"off"``), ``"exact"``, ``"local"``, ``"sharded"`` or ``"off"``.
+        process_group: the ``torch.distributed`` group to synchronise over (default:
+            the whole job).
+        exchange: how exact mode exchanges the per-task gradients:
+            ``"all-reduce"``, ``"reduce-scatter"`` or ``"auto"`` (reduce-scatter,
+            except on gloo, where the all-reduce route measured faster).
+        ddp: the ``DistributedDataParallel`` module the losses come from, if the
+            model is wrapped in one. For gradient methods the aggregator takes over
+            DDP's gradient synchronisation (DDP's own all-reduce would run once per
+            forward, but the per-task gradients bypass it) and keeps DDP's buffer
+            broadcast; loss weightings leave DDP's all-reduce on.
+
+    Several processes (``torch.distributed``; DDP or ``fully_shard``):
+
+    - ``"exact"`` (replicated parameters): every rank gets the per-task gradients
+      of the *global* batch, so every rank holds the same Gram matrix, weights,
+      method state and update that one process on the whole batch would (the losses
+      a method reads are the global means too). The per-task gradients are
+      reduce-scattered (each rank gets 1/R of the columns of the global K x M
+      Jacobian), each rank forms its shard's Gram, one all-reduce of K x K numbers
+      sums them, and the combined shards are all-gathered: (K + 1) / 2 times the
+      bytes of DDP's all-reduce. Methods that need the K x M gradients get the
+      whole global Jacobian (an all-reduce, K times DDP's bytes). Task-specific
+      gradients are averaged as DDP averages them.
+    - ``"local"``: each rank solves on its own batch's per-task gradients and the
+      combined gradients are averaged like DDP's (DDP's bytes); the weights, and a
+      stateful method's state, then differ between ranks.
+    - ``"sharded"`` (``torch.distributed.fsdp.fully_shard``): one backward per task
+      lets FSDP reduce-scatter each task's gradient, so each rank holds its shard of
+      every global per-task gradient; the shards' Grams are summed by one all-reduce
+      of K x K numbers and each rank combines its own shard. Exact. Pass
+      ``task_params`` (the parameters outside the shared trunk).
+    - Representation mode is exact with one K x K all-reduce: the features of
+      different ranks are different coordinates, so the global Gram is the sum of
+      the ranks' Grams over R².
+    - Loss weightings see the global mean losses (exact and sharded modes), GradNorm
+      the norms of the global per-task gradients at ``layer``.
+    - Every rank learns at the start of a step whether any rank has a non-finite
+      loss, and skips or raises with the others; a non-finite gradient reaches every
+      rank's Gram through the sums. Ranks passing different tasks or parameters are
+      refused, on every rank, before anything is written.
 
     Example:
         >>> import torch
@@ -197,7 +257,20 @@ class Aggregator:
         num_tasks: int | None = None,
         track_conflicts: bool | dict = False,
         gram_precision: str = "blockwise",
+        distributed: str = "auto",
+        process_group: object | None = None,
+        exchange: str = "auto",
+        ddp: torch.nn.Module | None = None,
     ) -> None:
+        if distributed not in DISTRIBUTED:
+            raise ValueError(f"distributed must be one of {DISTRIBUTED}; got {distributed!r}")
+        if exchange not in EXCHANGES:
+            raise ValueError(f"exchange must be one of {EXCHANGES}; got {exchange!r}")
+        if ddp is not None and not isinstance(ddp, torch.nn.parallel.DistributedDataParallel):
+            raise TypeError(
+                f"ddp must be the torch.nn.parallel.DistributedDataParallel module the "
+                f"losses come from; got a {type(ddp).__name__}"
+            )
         if gram_precision not in PRECISIONS:
             raise ValueError(f"gram_precision must be one of {PRECISIONS}; got {gram_precision!r}")
         if mode not in MODES:
@@ -228,6 +301,20 @@ class Aggregator:
         self.steps = 0
         self._unreached: set[int] = set()  # tasks already warned about (a zero gradient)
         self._jacobian_buffers: dict = {}  # CPU Jacobian memory reused between steps
+        self.distributed = distributed
+        self.exchange = exchange
+        self._process_group = process_group
+        self._group: Group | None = None  # built at the first step
+        self._replicas_checked = False
+        self._seeded = seed is not None
+        self._ddp = ddp
+        if ddp is not None and isinstance(self.route, GradientRoute):
+            # The per-task gradients bypass DDP's reducer: switch it off, so that it
+            # neither waits for hooks that never fire nor averages a second time.
+            ddp.require_backward_grad_sync = False
+        self._accumulating = False
+        self._pending: dict | None = None  # per-task gradients held by accumulate()
+        self._mode: str | None = None
 
     # -- state -------------------------------------------------------------------
     def reset(self) -> None:
@@ -235,6 +322,8 @@ class Aggregator:
         num_tasks is known, else at the next step); a given object is reset."""
         self._tracker = None
         self.steps = 0
+        self._pending = None
+        self._replicas_checked = False
         if not self.route.fixed:
             K = self._num_tasks
             self._method = None if K is None else self.route.build(K)
@@ -317,6 +406,71 @@ class Aggregator:
         self._tracker = tracker
         self.steps = steps
         self._rng.bit_generator.state = rng
+        self._pending = None
+        self._replicas_checked = False
+
+    # -- several processes and several micro-batches --------------------------------
+    @property
+    def traffic(self) -> Traffic:
+        """Bytes this aggregator's collectives sent from this rank (ring model), and
+        how many calls; zero when no step was distributed."""
+        return Traffic() if self._group is None else self._group.traffic
+
+    @property
+    def distributed_mode(self) -> str | None:
+        """The mode steps run in (``"off"``, ``"exact"``, ``"local"``, ``"sharded"``);
+        None before the first step, where ``"auto"`` is resolved."""
+        return self._mode
+
+    @contextlib.contextmanager
+    def accumulate(self):
+        """Accumulate the per-task gradients of several micro-batches; solve once.
+
+        Calls of :meth:`backward` inside the block add each micro-batch's per-task
+        gradients (and loss values) to those held, and write nothing; the next call
+        outside the block adds its own and solves once on the sum, the Jacobian of
+        the whole optimizer step, as TorchJD's ``jac_to_grad`` does. Without the
+        block each micro-batch is solved on its own and the combined gradients add
+        up in ``.grad``: other weights (issue 14 measured cosine 0.998 between the
+        two on a toy problem). In distributed modes nothing is communicated until
+        the solving call. Gradient methods only, not in representation mode (the
+        features of every micro-batch would have to keep their graphs).
+
+        Example:
+            >>> import torch
+            >>> from paretomtl.adapters.torch import Aggregator
+            >>> trunk, heads = torch.nn.Linear(3, 4), [torch.nn.Linear(4, 1) for _ in range(2)]
+            >>> agg = Aggregator("mgda")
+            >>> for micro in range(3):
+            ...     z = trunk(torch.randn(5, 3))
+            ...     losses = [h(z).pow(2).mean() for h in heads]
+            ...     if micro < 2:
+            ...         with agg.accumulate():
+            ...             info = agg.backward(losses, trunk.parameters())
+            ...     else:
+            ...         info = agg.backward(losses, trunk.parameters())
+            >>> info.accumulated, info.weights.shape
+            (False, (2,))
+        """
+        if isinstance(self.route, LossRoute):
+            raise ValueError(
+                f"accumulate() holds per-task gradients; {self.method!r} is a loss "
+                f"weighting that never forms them: call backward() on every micro-batch "
+                f"(its gradients add up in .grad as autograd's do)"
+            )
+        if self.mode == "representation":
+            raise ValueError(
+                "accumulate() is not available in representation mode: the combined "
+                "gradient at the features of every micro-batch would need that "
+                "micro-batch's graph kept until the solving call; use mode='autograd'"
+            )
+        if self._accumulating:
+            raise RuntimeError("accumulate() blocks do not nest")
+        self._accumulating = True
+        try:
+            yield self
+        finally:
+            self._accumulating = False
 
     # -- the step ------------------------------------------------------------------
     def backward(
@@ -354,6 +508,7 @@ class Aggregator:
             if not loss.requires_grad:
                 raise ValueError(f"losses[{i}] (task {i}) does not require grad")
         shared = _as_param_list(shared_params, "shared_params", skip_frozen=True)
+        mode = self._resolve_distributed(shared, scaler)
         scale = 1.0
         if scaler is not None:
             scale = float(scaler.get_scale()) if scaler.is_enabled() else 1.0
@@ -364,10 +519,23 @@ class Aggregator:
         else:
             values = np.array([float(t) for t in detached]) / scale
         bad = ~np.isfinite(values)
-        if bad.any():
+        if bad.any() and mode == "off":  # distributed: decided with the other ranks
             i = int(np.flatnonzero(bad)[0])
             return self._non_finite(f"loss of task {i} is {values[i]}", shared, scaler, values)
         method = self._method_for(K)
+        if mode != "off":
+            return self._distributed_step(
+                method,
+                losses,
+                values,
+                shared,
+                features,
+                task_params,
+                layer,
+                scale,
+                scaler,
+                retain_graph,
+            )
         if isinstance(self.route, GradientRoute):
             return self._gradient_step(
                 method, losses, values, shared, features, task_params, scale, scaler, retain_graph
@@ -375,6 +543,8 @@ class Aggregator:
         return self._loss_step(method, losses, values, shared, layer, scale, scaler, retain_graph)
 
     def _non_finite(self, why, shared, scaler, values) -> StepInfo:
+        if self._accumulating:  # the solving call of this optimizer step skips too
+            self._pending = {**(self._pending or {}), "bad": why}
         if scaler is not None:
             fill_non_finite(shared)
         elif self.on_nonfinite == "raise":
@@ -424,6 +594,19 @@ class Aggregator:
                         f"it, so the trunk would get no gradient; pass the shared features "
                         f"the heads are computed from"
                     )
+        if self._accumulating or self._pending is not None:
+            held = self._hold(jac, values, None)
+            if held is None:  # inside accumulate(): task-specific .grad as autograd
+                if task_list:
+                    torch.autograd.backward(
+                        [loss.reshape(()) for loss in losses],
+                        inputs=task_list,
+                        retain_graph=retain_graph,
+                    )
+                return self._accumulated_info(values)
+            jac, values, _, why = held
+            if why is not None:
+                return self._non_finite(why, shared, scaler, values)
         G = gram_matrix(jac, K, self.gram_precision)
         bad = ~np.isfinite(np.diagonal(G))
         if bad.any() or not np.isfinite(G).all():
@@ -533,6 +716,631 @@ class Aggregator:
         total.backward(retain_graph=retain_graph)
         self.steps += 1
         return StepInfo(weights=weights, losses=values, gram=None, cosines=None, method=self.method)
+
+    # -- held micro-batches ---------------------------------------------------------
+    def _hold(self, jac, values, task_grads):
+        """Inside :meth:`accumulate`: add this micro-batch to the held sums, return
+        None. Outside, with sums held: return (jac, values, task_grads, why) for the
+        whole step (``why`` names a non-finite value met on the way) and forget them."""
+        held = self._pending or {}
+        if "jac" in held:
+            shapes = [None if J is None else tuple(J.shape) for J in held["jac"]]
+            if len(shapes) != len(jac) or any(
+                a is not None and J is not None and a != tuple(J.shape)
+                for a, J in zip(shapes, jac, strict=False)
+            ):
+                self._pending = None
+                raise ValueError(
+                    "the micro-batches of one accumulated step must pass the same losses "
+                    "(K tasks) and the same shared parameters; the held gradients were "
+                    "dropped"
+                )
+        if self._accumulating:
+            if "jac" not in held:
+                held = {
+                    **held,
+                    "jac": [None if J is None else J.clone() for J in jac],
+                    "values": values.copy(),
+                    "task": None if task_grads is None else [t.clone() for t in task_grads],
+                }
+            else:
+                held["jac"] = [_add(a, b) for a, b in zip(held["jac"], jac, strict=True)]
+                held["values"] = held["values"] + values
+                if task_grads is not None:
+                    held["task"] = [
+                        a.add_(b) for a, b in zip(held["task"], task_grads, strict=True)
+                    ]
+            self._pending = held
+            return None
+        self._pending = None
+        if "jac" in held:
+            jac = [_add(a, b) for a, b in zip(held["jac"], jac, strict=True)]
+            values = held["values"] + values
+            if task_grads is not None:
+                task_grads = [a.add_(b) for a, b in zip(held["task"], task_grads, strict=True)]
+        return jac, values, task_grads, held.get("bad")
+
+    def _accumulated_info(self, values: np.ndarray) -> StepInfo:
+        return StepInfo(
+            weights=None,
+            losses=values,
+            gram=None,
+            cosines=None,
+            method=self.method,
+            accumulated=True,
+        )
+
+    # -- several processes ------------------------------------------------------------
+    def _resolve_distributed(self, shared, scaler) -> str:
+        """The mode of this step; the process group is set up on the first call."""
+        if self._mode is None:
+            mode = resolve_mode(self.distributed, self._process_group, shared)
+            if mode != "off":
+                if mode == "sharded":
+                    if self.mode == "representation":
+                        raise ValueError(
+                            "distributed='sharded' does not take mode='representation' "
+                            "(the features are not sharded); use mode='autograd'"
+                        )
+                    if self.route.needs_grads:
+                        raise ValueError(
+                            f"distributed='sharded' cannot run {self.method!r}: it needs "
+                            f"the whole K x M gradients (needs_grads), which no rank holds "
+                            f"under fully_shard; use a Gram-space method, or replicated "
+                            f"parameters (DDP) with distributed='exact'"
+                        )
+                    if "grad_norms" in self.route.inputs:
+                        raise ValueError(
+                            f"distributed='sharded' cannot run {self.method!r}: its "
+                            f"per-task norms at layer= need that layer's whole gradients; "
+                            f"keep the layer replicated and use distributed='exact'"
+                        )
+                if mode != "off" and self.mode == "representation" and self.route.needs_grads:
+                    raise ValueError(
+                        f"{self.method!r} needs the K x M gradients at the features, "
+                        f"which are different coordinates on every rank: in distributed "
+                        f"training use it in mode='autograd'"
+                    )
+                self._group = Group(self._process_group, mode, self.exchange)
+            self._mode = mode
+        if self._mode == "sharded" and scaler is not None:
+            raise ValueError(
+                "distributed='sharded' does not take scaler=; FSDP's mixed precision "
+                "(MixedPrecisionPolicy) needs no loss scaling in bfloat16"
+            )
+        return self._mode
+
+    def _check_replicas(self) -> None:
+        """Exact and sharded modes: every rank must start from the same random
+        generator and method state. Where they differ and no seed was given, rank 0's
+        are adopted; otherwise every rank raises."""
+        grp = self._group
+        method_state = (
+            self._method.state_dict() if self.route.stateful and self._method is not None else None
+        )
+        mine = fingerprint((self._rng.bit_generator.state, method_state))
+        same = not grp.agree({"generator and method state": mine}, False, quiet=True)
+        if not same:
+            if self._seeded or (self.route.fixed and self.route.stateful):
+                raise ValueError(
+                    f"paretomtl: the ranks hold different random generators or states "
+                    f"of {self.method!r} (a different seed on each rank, or a checkpoint "
+                    f"loaded on some ranks only); exact distributed training needs the "
+                    f"same seed and state on every rank"
+                )
+            state = [self._rng.bit_generator.state, method_state]
+            torch.distributed.broadcast_object_list(state, src=0, group=grp.group)
+            self._rng.bit_generator.state = state[0]
+            if state[1] is not None:
+                self._method.load_state_dict(state[1])
+        self._replicas_checked = True
+
+    def _distributed_step(
+        self,
+        method,
+        losses,
+        values,
+        shared,
+        features,
+        task_params,
+        layer,
+        scale,
+        scaler,
+        retain_graph,
+    ) -> StepInfo:
+        grp = self._group
+        if grp.mode != "local" and not self._replicas_checked:
+            self._check_replicas()
+        if isinstance(self.route, LossRoute):
+            return self._distributed_loss_step(
+                method, losses, values, shared, layer, scale, scaler, retain_graph
+            )
+        if grp.mode == "sharded":
+            return self._sharded_step(
+                method, losses, values, shared, task_params, scale, retain_graph
+            )
+        return self._replicated_step(
+            method, losses, values, shared, features, task_params, scale, scaler, retain_graph
+        )
+
+    def _finish(self, result, G_unscaled, values) -> StepInfo:
+        conflicts = None
+        if self._track is not None:
+            if self._tracker is None:
+                self._tracker = ConflictTracker(len(values), **self._track)
+            conflicts = self._tracker.update(gram=G_unscaled)
+        self.steps += 1
+        return StepInfo(
+            weights=result.weights,
+            losses=values,
+            gram=G_unscaled,
+            cosines=_cosines(G_unscaled),
+            method=self.method,
+            result=result,
+            conflicts=conflicts,
+        )
+
+    def _agreed_gram(self, G, shared, scaler, values):
+        """None if G is finite (the same on every rank, or agreed on); else the
+        skipped step's info (every rank takes this branch together)."""
+        if np.isfinite(G).all():
+            return None
+        bad = ~np.isfinite(np.diagonal(G))
+        i = int(np.flatnonzero(bad)[0]) if bad.any() else 0
+        where = "" if self._group.mode == "local" else " (on some rank)"
+        return self._non_finite(
+            f"gradient of task {i} has NaN or Inf{where}", shared, scaler, values
+        )
+
+    def _replicated_step(
+        self, method, losses, values, shared, features, task_params, scale, scaler, retain_graph
+    ) -> StepInfo:
+        grp = self._group
+        K = len(losses)
+        representation = self.mode == "representation"
+        if representation:
+            if features is None:
+                raise ValueError("mode='representation' needs features= (the shared z)")
+            inputs = _as_param_list(
+                [features] if isinstance(features, torch.Tensor) else features, "features"
+            )
+        else:
+            inputs = shared
+        if task_params is None:
+            exclude = {id(t) for t in shared} | {id(t) for t in inputs}
+            task_list = [t for t in graph_leaves(losses) if id(t) not in exclude]
+        else:
+            task_list = _as_param_list(task_params, "task_params", skip_frozen=True)
+        sizes = {
+            "the number of tasks": K,
+            "the shared entries": sum(p.numel() for p in shared),
+            "the task-specific entries": sum(p.numel() for p in task_list),
+        }
+        bad_loss = not np.isfinite(values).all()
+        held_bad = (self._pending or {}).get("bad")
+        if not self._accumulating:
+            if grp.agree(sizes, bad_loss or held_bad is not None):
+                self._pending = None
+                why = held_bad or "a loss is non-finite on some rank"
+                if bad_loss:
+                    i = int(np.flatnonzero(~np.isfinite(values))[0])
+                    why = f"loss of task {i} is {values[i]} on rank {grp.rank}"
+                return self._non_finite(why, shared, scaler, values)
+        elif bad_loss:
+            i = int(np.flatnonzero(~np.isfinite(values))[0])
+            return self._non_finite(f"loss of task {i} is {values[i]}", shared, scaler, values)
+        mode = "autograd" if representation else self.mode
+        jac = per_task_grads(
+            losses,
+            inputs,
+            mode,
+            self._jacobian_buffers,
+            retain_graph=retain_graph or bool(task_list) or representation,
+        )
+        if representation and any(J is None for J in jac):
+            i = next(i for i, J in enumerate(jac) if J is None)
+            raise ValueError(f"features[{i}] is not on the path of any loss")
+        task_grads = _grads_or_zeros(losses, task_list, retain_graph=retain_graph or representation)
+        if self._accumulating or self._pending is not None:
+            held = self._hold(jac, values, task_grads)
+            if held is None:
+                return self._accumulated_info(values)
+            jac, values, task_grads, _ = held
+        local_values = values
+        if grp.mode == "exact":
+            values = grp.sum_numpy(values) / grp.size
+        if representation:
+            return self._replicated_representation(
+                method,
+                losses,
+                local_values,
+                values,
+                shared,
+                inputs,
+                jac,
+                task_list,
+                task_grads,
+                scale,
+                scaler,
+                retain_graph,
+            )
+        jac = [
+            torch.zeros((K, *x.shape), dtype=x.dtype, device=x.device) if J is None else J
+            for x, J in zip(inputs, jac, strict=True)
+        ]
+        dtype = _common_dtype([*jac, *task_grads])
+        device = jac[0].device
+        M = sum(x.numel() for x in inputs)
+        T = sum(t.numel() for t in task_grads)
+        if grp.mode == "local":
+            G = gram_matrix(jac, K, self.gram_precision)
+            if grp.agree({}, not np.isfinite(G).all()):
+                return self._non_finite(
+                    "a gradient has NaN or Inf on some rank", shared, scaler, values
+                )
+            G_unscaled = G / (scale * scale)
+            buf = torch.empty(M + T, dtype=dtype, device=device)
+            if self.route.needs_grads:
+                grads = _flat_numpy(jac, inputs, K, scale)
+                result = self.route.solve(method, G_unscaled, values, grads)
+                buf[:M] = (
+                    torch.from_numpy(np.ascontiguousarray(result.direction)).to(
+                        device=device, dtype=dtype
+                    )
+                    * scale
+                )
+            else:
+                result = self.route.solve(method, G_unscaled, values)
+                w = torch.as_tensor(result.weights, dtype=dtype, device=device)
+                start = 0
+                for J in jac:
+                    n = J[0].numel()
+                    buf[start : start + n] = torch.tensordot(w, J.reshape(K, n).to(dtype), dims=1)
+                    start += n
+            _fill(buf[M:], task_grads)
+            grp.mean_(buf)
+            _add_into_grads(shared, buf[:M])
+            _add_into_grads(task_list, buf[M:])
+            return self._finish(result, G_unscaled, values)
+        # exact mode
+        if grp.exchange == "all-reduce" or self.route.needs_grads:
+            buf = torch.empty(K * M + T, dtype=dtype, device=device)
+            Jg = buf[: K * M].view(K, M)
+            start = 0
+            for J in jac:
+                n = J[0].numel()
+                Jg[:, start : start + n] = J.reshape(K, n)
+                start += n
+            _fill(buf[K * M :], task_grads)
+            grp.mean_(buf)
+            G = gram_matrix([Jg], K, self.gram_precision)
+            skipped = self._agreed_gram(G, shared, scaler, values)
+            if skipped is not None:
+                return skipped
+            G_unscaled = G / (scale * scale)
+            if self.route.needs_grads:
+                grads = _flat_numpy([Jg], [Jg[0]], K, scale)
+                result = self.route.solve(method, G_unscaled, values, grads)
+                d = torch.from_numpy(np.ascontiguousarray(result.direction)).to(device) * scale
+            else:
+                result = self.route.solve(method, G_unscaled, values)
+                w = torch.as_tensor(result.weights, dtype=dtype, device=device)
+                d = torch.tensordot(w, Jg, dims=1)
+            _add_into_grads(shared, d)
+            _add_into_grads(task_list, buf[K * M :])
+            return self._finish(result, G_unscaled, values)
+        # exact mode, reduce-scatter: each rank gets 1/R of the columns of global J
+        R = grp.size
+        chunk = -(-M // R)
+        send = torch.zeros(R, K, chunk, dtype=dtype, device=device)
+        start = 0
+        for J in jac:
+            n = J[0].numel()
+            flat = J.reshape(K, n)
+            lo = start
+            while lo < start + n:
+                r, offset = divmod(lo, chunk)
+                hi = min(start + n, (r + 1) * chunk)
+                send[r, :, offset : offset + hi - lo] = flat[:, lo - start : hi - start]
+                lo = hi
+            start += n
+        shard = torch.empty(K * chunk, dtype=dtype, device=device)
+        grp.reduce_scatter_mean(shard, send.view(-1))
+        del send
+        shard = shard.view(K, chunk)
+        task_buf = None
+        if T:
+            task_buf = torch.empty(T, dtype=dtype, device=device)
+            _fill(task_buf, task_grads)
+            grp.mean_(task_buf)
+        G = grp.sum_numpy(gram_matrix([shard], K, self.gram_precision))
+        skipped = self._agreed_gram(G, shared, scaler, values)
+        if skipped is not None:
+            return skipped
+        G_unscaled = G / (scale * scale)
+        result = self.route.solve(method, G_unscaled, values)
+        w = torch.as_tensor(result.weights, dtype=dtype, device=device)
+        full = torch.empty(R * chunk, dtype=dtype, device=device)
+        grp.all_gather(full, torch.tensordot(w, shard, dims=1).contiguous())
+        _add_into_grads(shared, full[:M])
+        if task_buf is not None:
+            _add_into_grads(task_list, task_buf)
+        return self._finish(result, G_unscaled, values)
+
+    def _replicated_representation(
+        self,
+        method,
+        losses,
+        local_values,
+        values,
+        shared,
+        inputs,
+        jac,
+        task_list,
+        task_grads,
+        scale,
+        scaler,
+        retain_graph,
+    ) -> StepInfo:
+        """Representation mode over several ranks: the features of different ranks are
+        different coordinates, so the global Gram is the ranks' Grams summed over R²
+        (each rank's loss is 1/R of the global one)."""
+        grp = self._group
+        K = len(losses)
+        G = gram_matrix(jac, K, self.gram_precision)
+        if grp.mode == "exact":
+            G = grp.sum_numpy(G) / (grp.size * grp.size)
+            skipped = self._agreed_gram(G, shared, scaler, values)
+        elif grp.agree({}, not np.isfinite(G).all()):
+            skipped = self._non_finite(
+                "a gradient has NaN or Inf on some rank", shared, scaler, values
+            )
+        else:
+            skipped = None
+        if skipped is not None:
+            return skipped
+        G_unscaled = G / (scale * scale)
+        result = self.route.solve(method, G_unscaled, values)
+        combined = [
+            torch.tensordot(
+                torch.as_tensor(result.weights, dtype=J.dtype, device=J.device), J, dims=1
+            )
+            for J in jac
+        ]
+        trunk = torch.autograd.grad(
+            inputs, shared, grad_outputs=combined, allow_unused=True, retain_graph=retain_graph
+        )
+        trunk = [
+            torch.zeros_like(p) if g is None else g for p, g in zip(shared, trunk, strict=True)
+        ]
+        dtype = _common_dtype([*trunk, *task_grads])
+        M = sum(g.numel() for g in trunk)
+        buf = torch.empty(
+            M + sum(t.numel() for t in task_grads), dtype=dtype, device=trunk[0].device
+        )
+        _fill(buf[:M], trunk)
+        _fill(buf[M:], task_grads)
+        grp.mean_(buf)
+        _add_into_grads(shared, buf[:M])
+        _add_into_grads(task_list, buf[M:])
+        return self._finish(result, G_unscaled, values)
+
+    def _sharded_step(
+        self, method, losses, values, shared, task_params, scale, retain_graph
+    ) -> StepInfo:
+        """fully_shard: one backward per task, FSDP reduce-scatters each task's
+        gradient; each rank holds its shard of every global per-task gradient."""
+        grp = self._group
+        K = len(losses)
+        if task_params is None:
+            raise ValueError(
+                "distributed='sharded' needs task_params= (the parameters outside the "
+                "shared trunk, e.g. model.heads.parameters()): their gradients are read "
+                "from .grad after each task's backward"
+            )
+        task_list = _as_param_list(task_params, "task_params", skip_frozen=True)
+        shared_ids = {id(p) for p in shared}
+        overlap = [i for i, p in enumerate(task_list) if id(p) in shared_ids]
+        if overlap:
+            raise ValueError(f"task_params[{overlap[0]}] is also in shared_params")
+        sizes = {
+            "the number of tasks": K,
+            "the shared entries": sum(p.numel() for p in shared),
+            "the task-specific entries": sum(p.numel() for p in task_list),
+        }
+        bad_loss = not np.isfinite(values).all()
+        held_bad = (self._pending or {}).get("bad")
+        if not self._accumulating:
+            if grp.agree(sizes, bad_loss or held_bad is not None):
+                self._pending = None
+                return self._non_finite(
+                    held_bad or "a loss is non-finite on some rank", shared, None, values
+                )
+        elif bad_loss:
+            i = int(np.flatnonzero(~np.isfinite(values))[0])
+            return self._non_finite(f"loss of task {i} is {values[i]}", shared, None, values)
+        everything = [*shared, *task_list]
+        stash = [p.grad for p in everything]
+        for p in everything:
+            p.grad = None
+        jac = [
+            torch.zeros((K, local_part(p).numel()), dtype=p.dtype, device=local_part(p).device)
+            for p in shared
+        ]
+        task_grads = [None] * len(task_list)
+        try:
+            for i, loss in enumerate(losses):
+                loss.reshape(()).backward(retain_graph=retain_graph or i < K - 1)
+                for J, p in zip(jac, shared, strict=True):
+                    if p.grad is not None:
+                        J[i] = local_part(p.grad).reshape(-1)
+                        p.grad = None
+                for j, p in enumerate(task_list):
+                    if p.grad is not None:
+                        g = p.grad
+                        task_grads[j] = g if task_grads[j] is None else task_grads[j] + g
+                        p.grad = None
+        finally:
+            for p, g in zip(everything, stash, strict=True):
+                p.grad = g
+        task_grads = [
+            torch.zeros_like(p) if g is None else g
+            for p, g in zip(task_list, task_grads, strict=True)
+        ]
+        plain = [j for j, p in enumerate(task_list) if not is_sharded(p)]
+        if plain:  # task parameters outside fully_shard: averaged here
+            dtype = _common_dtype([task_grads[j] for j in plain])
+            buf = torch.empty(
+                sum(task_grads[j].numel() for j in plain),
+                dtype=dtype,
+                device=task_grads[plain[0]].device,
+            )
+            _fill(buf, [task_grads[j] for j in plain])
+            grp.mean_(buf)
+            start = 0
+            for j in plain:
+                n = task_grads[j].numel()
+                task_grads[j] = (
+                    buf[start : start + n].view_as(task_grads[j]).to(task_grads[j].dtype)
+                )
+                start += n
+        if self._accumulating or self._pending is not None:
+            held = self._hold(jac, values, task_grads)
+            if held is None:
+                return self._accumulated_info(values)
+            jac, values, task_grads, _ = held
+        values = grp.sum_numpy(values) / grp.size
+        G = grp.sum_numpy(gram_matrix(jac, K, self.gram_precision))
+        skipped = self._agreed_gram(G, shared, None, values)
+        if skipped is not None:
+            return skipped
+        result = self.route.solve(method, G, values)
+        for p, J in zip(shared, jac, strict=True):
+            w = torch.as_tensor(result.weights, dtype=J.dtype, device=J.device)
+            part = torch.tensordot(w, J, dims=1).view(local_part(p).shape)
+            _add_local_grad(p, part)
+        for p, g in zip(task_list, task_grads, strict=True):
+            p.grad = g if p.grad is None else p.grad + g
+        return self._finish(result, G, values)
+
+    def _distributed_loss_step(
+        self, method, losses, values, shared, layer, scale, scaler, retain_graph
+    ) -> StepInfo:
+        grp = self._group
+        K = len(losses)
+        bad_loss = not np.isfinite(values).all()
+        if grp.agree({"the number of tasks": K}, bad_loss):
+            return self._non_finite("a loss is non-finite on some rank", shared, scaler, values)
+        if grp.mode != "local":
+            values = grp.sum_numpy(values) / grp.size
+        norms = None
+        if "grad_norms" in self.route.inputs:
+            if layer is None:
+                raise ValueError(
+                    f"{self.method} needs layer= (the parameters of the shared layer W whose "
+                    "per-task gradient norms it balances; the paper uses the last shared layer)"
+                )
+            layer_params = _as_param_list(layer, "layer")
+            jac = per_task_grads(losses, layer_params, "autograd")
+            jac = [
+                torch.zeros((K, *x.shape), dtype=x.dtype, device=x.device) if J is None else J
+                for x, J in zip(layer_params, jac, strict=True)
+            ]
+            if grp.mode == "exact":
+                n = sum(x.numel() for x in layer_params)
+                buf = torch.empty(K, n, dtype=_common_dtype(jac), device=jac[0].device)
+                start = 0
+                for J in jac:
+                    m = J[0].numel()
+                    buf[:, start : start + m] = J.reshape(K, m)
+                    start += m
+                jac = [grp.mean_(buf)]
+            G_layer = gram_matrix(jac, K)
+            bad = not np.isfinite(G_layer).all()
+            if grp.mode == "local":
+                bad = grp.agree({}, bad)
+            if bad:
+                return self._non_finite(
+                    "a gradient at layer has NaN or Inf on some rank", shared, scaler, values
+                )
+            norms = np.sqrt(np.clip(np.diagonal(G_layer), 0.0, None)) / scale
+        weights = self.route.weigh(method, values, norms)
+        total = sum(float(w) * loss.reshape(()) for w, loss in zip(weights, losses, strict=True))
+        if self._ddp is not None or grp.mode == "sharded":
+            total.backward(retain_graph=retain_graph)  # DDP's or FSDP's own averaging
+        else:
+            leaves = graph_leaves(losses)
+            grads = _grads_or_zeros([total], leaves, retain_graph=retain_graph)
+            buf = torch.empty(
+                sum(g.numel() for g in grads), dtype=_common_dtype(grads), device=grads[0].device
+            )
+            _fill(buf, grads)
+            grp.mean_(buf)
+            _add_into_grads(leaves, buf)
+        self.steps += 1
+        return StepInfo(weights=weights, losses=values, gram=None, cosines=None, method=self.method)
+
+
+def _add(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
+    if a is None:
+        return None if b is None else b.clone()
+    return a if b is None else a.add_(b)
+
+
+def _common_dtype(tensors: Sequence[torch.Tensor]) -> torch.dtype:
+    dtype = tensors[0].dtype if tensors else torch.float32
+    for t in tensors[1:]:
+        dtype = torch.promote_types(dtype, t.dtype)
+    return dtype
+
+
+def _grads_or_zeros(
+    roots: Sequence[torch.Tensor], params: Sequence[torch.Tensor], *, retain_graph: bool
+) -> list[torch.Tensor]:
+    """Gradients of the summed ``roots`` at ``params`` (zeros where unreached)."""
+    if not params:
+        return []
+    grads = torch.autograd.grad(
+        [r.reshape(()) for r in roots], list(params), allow_unused=True, retain_graph=retain_graph
+    )
+    return [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads, strict=True)]
+
+
+def _fill(buf: torch.Tensor, tensors: Sequence[torch.Tensor]) -> None:
+    """Copy ``tensors`` one after another into the flat ``buf``."""
+    start = 0
+    for t in tensors:
+        n = t.numel()
+        buf[start : start + n] = t.reshape(-1)
+        start += n
+
+
+def _add_into_grads(params: Sequence[torch.Tensor], flat: torch.Tensor) -> None:
+    """``p.grad += `` each parameter's piece of ``flat`` (in its shape and dtype)."""
+    start = 0
+    for p in params:
+        n = p.numel()
+        piece = flat[start : start + n].view(p.shape).to(device=p.device, dtype=p.dtype, copy=True)
+        start += n
+        if p.grad is None:
+            p.grad = piece
+        else:
+            p.grad.add_(piece)
+
+
+def _add_local_grad(p: torch.Tensor, part: torch.Tensor) -> None:
+    """Add this rank's ``part`` to the DTensor parameter's sharded ``.grad``."""
+    from torch.distributed.tensor import DTensor
+
+    grad = DTensor.from_local(
+        part.to(dtype=p.dtype),
+        p.device_mesh,
+        p.placements,
+        run_check=False,
+        shape=p.shape,
+        stride=p.stride(),
+    )
+    p.grad = grad if p.grad is None else p.grad + grad
 
 
 def _numpy_dtype(jac: Sequence[torch.Tensor | None], inputs: Sequence[torch.Tensor]):
