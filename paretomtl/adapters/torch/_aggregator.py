@@ -303,6 +303,8 @@ class Aggregator:
         self._jacobian_buffers: dict = {}  # CPU Jacobian memory reused between steps
         self.distributed = distributed
         self.exchange = exchange
+        if process_group is None and ddp is not None:
+            process_group = ddp.process_group  # the ranks DDP synchronises
         self._process_group = process_group
         self._group: Group | None = None  # built at the first step
         self._replicas_checked = False
@@ -864,6 +866,10 @@ class Aggregator:
         )
 
     def _finish(self, result, G_unscaled, values) -> StepInfo:
+        if self._ddp is not None and self._ddp.broadcast_buffers:
+            # DDP broadcasts rank 0's buffers (BatchNorm statistics) before each forward
+            # only while its reducer runs; with the reducer handed over, done here.
+            self._group.broadcast_buffers(list(self._ddp.module.buffers()))
         conflicts = None
         if self._track is not None:
             if self._tracker is None:
@@ -930,12 +936,30 @@ class Aggregator:
             i = int(np.flatnonzero(~np.isfinite(values))[0])
             return self._non_finite(f"loss of task {i} is {values[i]}", shared, scaler, values)
         mode = "autograd" if representation else self.mode
+        direct = (
+            grp.mode == "exact"
+            and not representation
+            and not self._accumulating
+            and self._pending is None
+            and (grp.exchange == "all-reduce" or self.route.needs_grads)
+        )
+        flat = out = None
+        if direct:  # the Jacobian written straight into the buffer the all-reduce sends
+            dtype = _common_dtype([*inputs, *task_list])
+            M = sum(x.numel() for x in inputs)
+            T = sum(t.numel() for t in task_list)
+            flat = torch.empty(K * M + T, dtype=dtype, device=inputs[0].device)
+            out, start = [], 0
+            for x in inputs:
+                out.append(flat[: K * M].view(K, M)[:, start : start + x.numel()].view(K, *x.shape))
+                start += x.numel()
         jac = per_task_grads(
             losses,
             inputs,
             mode,
             self._jacobian_buffers,
             retain_graph=retain_graph or bool(task_list) or representation,
+            out=out,
         )
         if representation and any(J is None for J in jac):
             i = next(i for i, J in enumerate(jac) if J is None)
@@ -1004,13 +1028,17 @@ class Aggregator:
             return self._finish(result, G_unscaled, values)
         # exact mode
         if grp.exchange == "all-reduce" or self.route.needs_grads:
-            buf = torch.empty(K * M + T, dtype=dtype, device=device)
-            Jg = buf[: K * M].view(K, M)
-            start = 0
-            for J in jac:
-                n = J[0].numel()
-                Jg[:, start : start + n] = J.reshape(K, n)
-                start += n
+            if flat is not None and flat.dtype == dtype:
+                buf = flat
+                Jg = buf[: K * M].view(K, M)
+            else:
+                buf = torch.empty(K * M + T, dtype=dtype, device=device)
+                Jg = buf[: K * M].view(K, M)
+                start = 0
+                for J in jac:
+                    n = J[0].numel()
+                    Jg[:, start : start + n] = J.reshape(K, n)
+                    start += n
             _fill(buf[K * M :], task_grads)
             grp.mean_(buf)
             G = gram_matrix([Jg], K, self.gram_precision)

@@ -174,6 +174,22 @@ class Group:
         fn(out, inp, group=self.group)
         return out
 
+    def broadcast_buffers(self, buffers: Sequence[torch.Tensor]) -> None:
+        """Copy rank 0's ``buffers`` to every rank: one broadcast per dtype and device."""
+        groups: dict[tuple, list[torch.Tensor]] = {}
+        for b in buffers:
+            groups.setdefault((b.dtype, b.device), []).append(b)
+        src = dist.get_global_rank(self.group, 0) if self.group is not None else 0
+        for tensors in groups.values():
+            flat = torch.cat([t.reshape(-1) for t in tensors])
+            self._count(flat.numel() * flat.element_size(), self.size / (self.size - 1))
+            dist.broadcast(flat, src=src, group=self.group)
+            start = 0
+            for t in tensors:
+                n = t.numel()
+                t.copy_(flat[start : start + n].view_as(t))
+                start += n
+
     def sum_numpy(self, x: np.ndarray) -> np.ndarray:
         """The float64 array summed over the ranks (a K x K Gram, K losses)."""
         t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64)).to(self.device)
