@@ -310,6 +310,12 @@ class Aggregator:
         self._replicas_checked = False
         self._seeded = seed is not None
         self._ddp = ddp
+        if ddp is not None and isinstance(self.route, GradientRoute) and ddp.static_graph:
+            raise ValueError(
+                "ddp was built with static_graph=True, whose first backward queues DDP's "
+                "own all-reduce of every gradient; the aggregator synchronises the "
+                "gradients itself: build the DDP module with static_graph=False"
+            )
         if ddp is not None and isinstance(self.route, GradientRoute):
             # The per-task gradients bypass DDP's reducer: switch it off, so that it
             # neither waits for hooks that never fire nor averages a second time.
@@ -916,7 +922,7 @@ class Aggregator:
             exclude = {id(t) for t in shared} | {id(t) for t in inputs}
             task_list = [t for t in graph_leaves(losses) if id(t) not in exclude]
         else:
-            task_list = _as_param_list(task_params, "task_params", skip_frozen=True)
+            task_list = _trainable(task_params, "task_params")
         sizes = {
             "the number of tasks": K,
             "the shared entries": sum(p.numel() for p in shared),
@@ -1166,7 +1172,7 @@ class Aggregator:
                 "shared trunk, e.g. model.heads.parameters()): their gradients are read "
                 "from .grad after each task's backward"
             )
-        task_list = _as_param_list(task_params, "task_params", skip_frozen=True)
+        task_list = _trainable(task_params, "task_params")
         shared_ids = {id(p) for p in shared}
         overlap = [i for i, p in enumerate(task_list) if id(p) in shared_ids]
         if overlap:
@@ -1307,6 +1313,17 @@ class Aggregator:
             _add_into_grads(leaves, buf)
         self.steps += 1
         return StepInfo(weights=weights, losses=values, gram=None, cosines=None, method=self.method)
+
+
+def _trainable(params: Iterable[torch.Tensor], name: str) -> list[torch.Tensor]:
+    """The tensors of ``params`` that require grad (none is fine)."""
+    if isinstance(params, torch.Tensor):
+        params = [params]
+    out = list(params)
+    for i, p in enumerate(out):
+        if not isinstance(p, torch.Tensor):
+            raise TypeError(f"{name}[{i}] is a {type(p).__name__}, not a torch.Tensor")
+    return [p for p in out if p.requires_grad]
 
 
 def _add(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
