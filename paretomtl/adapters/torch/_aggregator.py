@@ -439,10 +439,11 @@ class Aggregator:
         outside the block adds its own and solves once on the sum, the Jacobian of
         the whole optimizer step, as TorchJD's ``jac_to_grad`` does. Without the
         block each micro-batch is solved on its own and the combined gradients add
-        up in ``.grad``: other weights (issue 14 measured cosine 0.998 between the
-        two on a toy problem). In distributed modes nothing is communicated until
-        the solving call. Gradient methods only, not in representation mode (the
-        features of every micro-batch would have to keep their graphs).
+        up in ``.grad``: another direction (``benchmarks/distributed.py``, 4
+        micro-batches, MGDA: cosine 0.988 median, 0.953 at worst, between the two). In
+        distributed modes nothing is communicated until the solving call. Gradient
+        methods only, not in representation mode (the features of every micro-batch
+        would have to keep their graphs).
 
         Example:
             >>> import torch
@@ -790,7 +791,7 @@ class Aggregator:
                             "distributed='sharded' does not take mode='representation' "
                             "(the features are not sharded); use mode='autograd'"
                         )
-                    if self.route.needs_grads:
+                    if isinstance(self.route, GradientRoute) and self.route.needs_grads:
                         raise ValueError(
                             f"distributed='sharded' cannot run {self.method!r}: it needs "
                             f"the whole K x M gradients (needs_grads), which no rank holds "
@@ -803,7 +804,11 @@ class Aggregator:
                             f"per-task norms at layer= need that layer's whole gradients; "
                             f"keep the layer replicated and use distributed='exact'"
                         )
-                if mode != "off" and self.mode == "representation" and self.route.needs_grads:
+                if (
+                    self.mode == "representation"
+                    and isinstance(self.route, GradientRoute)
+                    and self.route.needs_grads
+                ):
                     raise ValueError(
                         f"{self.method!r} needs the K x M gradients at the features, "
                         f"which are different coordinates on every rank: in distributed "
@@ -1173,6 +1178,16 @@ class Aggregator:
                 "from .grad after each task's backward"
             )
         task_list = _trainable(task_params, "task_params")
+        for i, p in enumerate(task_list):
+            if not is_sharded(p):
+                raise ValueError(
+                    f"task_params[{i}] is a plain tensor, not a DTensor sharded by "
+                    f"fully_shard: between forward and backward fully_shard swaps a module's "
+                    f"parameters for unsharded tensors, whose .grad it never writes. Collect "
+                    f"the parameter lists once, before training (heads = "
+                    f"list(model.heads.parameters())), and pass those; put any parameter "
+                    f"outside fully_shard under DDP instead"
+                )
         shared_ids = {id(p) for p in shared}
         overlap = [i for i, p in enumerate(task_list) if id(p) in shared_ids]
         if overlap:
@@ -1221,23 +1236,6 @@ class Aggregator:
             torch.zeros_like(p) if g is None else g
             for p, g in zip(task_list, task_grads, strict=True)
         ]
-        plain = [j for j, p in enumerate(task_list) if not is_sharded(p)]
-        if plain:  # task parameters outside fully_shard: averaged here
-            dtype = _common_dtype([task_grads[j] for j in plain])
-            buf = torch.empty(
-                sum(task_grads[j].numel() for j in plain),
-                dtype=dtype,
-                device=task_grads[plain[0]].device,
-            )
-            _fill(buf, [task_grads[j] for j in plain])
-            grp.mean_(buf)
-            start = 0
-            for j in plain:
-                n = task_grads[j].numel()
-                task_grads[j] = (
-                    buf[start : start + n].view_as(task_grads[j]).to(task_grads[j].dtype)
-                )
-                start += n
         if self._accumulating or self._pending is not None:
             held = self._hold(jac, values, task_grads)
             if held is None:

@@ -104,7 +104,9 @@ def resolve_mode(distributed: str, group: object, shared: Sequence[torch.Tensor]
             raise ValueError(
                 f"distributed='sharded' needs the shared parameters sharded by "
                 f"torch.distributed.fsdp.fully_shard (DTensors); shared_params[{i}] is a "
-                f"plain tensor: shard the trunk, or use distributed='exact' with "
+                f"plain tensor: shard the trunk, and collect its parameters once before "
+                f"training (between forward and backward fully_shard swaps a module's "
+                f"parameters for unsharded tensors); or use distributed='exact' with "
                 f"replicated parameters (DDP)"
             )
     elif any(sharded):
