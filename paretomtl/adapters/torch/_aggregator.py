@@ -199,10 +199,10 @@ class Aggregator:
             ``"all-reduce"``, ``"reduce-scatter"`` or ``"auto"`` (reduce-scatter,
             except on gloo, where the all-reduce route measured faster).
         ddp: the ``DistributedDataParallel`` module the losses come from, if the
-            model is wrapped in one. For gradient methods the aggregator takes over
-            DDP's gradient synchronisation (DDP's own all-reduce would run once per
-            forward, but the per-task gradients bypass it) and keeps DDP's buffer
-            broadcast; loss weightings leave DDP's all-reduce on.
+            model is wrapped in one. The aggregator synchronises every gradient itself
+            (the per-task gradients bypass DDP's reducer); ``ddp=`` switches the
+            reducer off for gradient methods and broadcasts DDP's buffers after each
+            step as DDP would, and lets loss weightings use DDP's own all-reduce.
 
     Several processes (``torch.distributed``; DDP or ``fully_shard``):
 
@@ -223,7 +223,9 @@ class Aggregator:
       lets FSDP reduce-scatter each task's gradient, so each rank holds its shard of
       every global per-task gradient; the shards' Grams are summed by one all-reduce
       of K x K numbers and each rank combines its own shard. Exact. Pass
-      ``task_params`` (the parameters outside the shared trunk).
+      ``task_params`` (the parameters outside the shared trunk), and collect both
+      lists once before training: between forward and backward ``fully_shard``
+      registers unsharded stand-ins in place of a module's parameters.
     - Representation mode is exact with one K x K all-reduce: the features of
       different ranks are different coordinates, so the global Gram is the sum of
       the ranks' Grams over R².
