@@ -1,5 +1,7 @@
 """Command line: ``paretomtl {demo,trace,methods,descent}`` (or ``python -m paretomtl``).
 
+``paretomtl --version`` prints the installed version (``paretomtl.__version__``).
+
 - ``demo``: the README's demo, ``trace`` with the defaults of :mod:`paretomtl.cli.demo`
   (ZDT1 traced from 16 preference vectors into ``results/demo``).
 - ``trace``: trace a problem's Pareto front with a front method; writes
@@ -20,6 +22,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from paretomtl import __version__
 from paretomtl.cli import demo, methods, output, trace
 
 
@@ -84,6 +87,9 @@ def _prog() -> str:
 def parser() -> argparse.ArgumentParser:
     """The argument parser of the command line, its commands and their options."""
     top = argparse.ArgumentParser(prog=_prog())
+    top.add_argument(
+        "--version", action="version", version=f"paretomtl {__version__}", help="print the version"
+    )
     sub = top.add_subparsers(dest="command", required=True)
     p_demo = sub.add_parser(
         "demo",
@@ -113,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code (0, or 2 after a one-line error).
 
     ``argv`` defaults to ``sys.argv[1:]``. Usage errors (an unknown command, an
-    option that is not a number) exit through argparse's SystemExit with code 2.
+    option that is not a number) exit through argparse's SystemExit with code 2;
+    ``--version`` prints ``paretomtl X.Y.Z`` and exits through SystemExit with code 0.
 
     Example:
         >>> main(["methods"])  # doctest: +ELLIPSIS
