@@ -13,11 +13,17 @@ steps, hypothesis derives malformed ones, one class of damage per test:
 - ``generator``: a corrupt bit-generator state (unknown names, out-of-range or
   non-integer words, missing or extra keys, an even PCG increment, ...);
 - ``nested``: a wrong nested state (another class, another K, not a dict);
-- ``cross``: fields that pass their own checks but contradict each other.
+- ``cross``: fields that pass their own checks but contradict each other;
+- ``encoded``: an array saved as bytes (``paretomtl.state.plain``) with a bad dtype,
+  shape or data.
 
 Each load must raise ValueError or TypeError whose message names the field, and
 leave ``state_dict()`` exactly as it was, bit for bit. Finally a valid state of
 another object of the same class and K loads and continues bit for bit.
+
+States come in two forms: the plain form ``state_dict()`` writes (lists and bytes, no
+numpy), and the numpy arrays that earlier versions wrote (old checkpoints, built here by
+the old exporter); both are damaged and loaded.
 """
 
 import copy
@@ -30,6 +36,7 @@ from hypothesis import strategies as st
 
 from paretomtl import solvers, weighting
 from paretomtl.solvers import ConflictTracker, GradVac, MomentumPCGrad
+from paretomtl.state import ARRAY_TAG, Stateful, from_plain, plain
 from paretomtl.weighting import (
     COSMOS,
     FAMO,
@@ -63,9 +70,10 @@ CASES = {
     "generalized-mean-inf": lambda K: GeneralizedMeanWeighting(K, -np.inf),
     "gls": GeometricLossStrategy,
     "uncertainty-adam": lambda K: UncertaintyWeighting(K, "classification", lr=0.05),
-    "uncertainty-sgd": lambda K: UncertaintyWeighting(K, lr=0.1, optimizer="sgd"),
+    "uncertainty-sgd": lambda K: UncertaintyWeighting(K, "regression", lr=0.1, optimizer="sgd"),
     "dwa-epoch": DynamicWeightAverage,
     "dwa-step": lambda K: DynamicWeightAverage(K, temperature=0.5, per="step"),
+    "dwa-epoch-steps": lambda K: DynamicWeightAverage(K, epoch_steps=3),
     "rlw": lambda K: RandomLossWeighting(K, seed=3),
     "rlw-mt19937": lambda K: RandomLossWeighting(
         K, seed=np.random.Generator(np.random.MT19937(5)), distribution="uniform"
@@ -118,7 +126,11 @@ OPTIONAL = {
     "pref_vector",
     "reference",
     "previous",
+    "epoch_steps",
+    "data",  # an encoded array without entries has data None
 }  # None may be valid there
+ADDED = {"epoch_steps"}  # keys that states saved before them lack: they load with a default
+KXM_FIELDS = {"buffer", "tracked", "sq_sum"}  # K x M gradients: any M >= 1 is valid
 VALID_INFINITE = {"gamma": (np.inf, -np.inf), "threshold": (np.inf,)}
 
 
@@ -153,6 +165,25 @@ def drive(obj, seed, steps):
     return out
 
 
+def numpy_form(obj):
+    """The state as earlier versions saved it: numpy arrays (an old checkpoint)."""
+
+    def export(x):
+        if isinstance(x, np.random.Generator):
+            return copy.deepcopy(x.bit_generator.state)
+        if isinstance(x, Stateful):
+            return numpy_form(x)
+        return copy.deepcopy(x)
+
+    state = {
+        "method": type(obj).__name__,
+        "num_tasks": obj.num_tasks,
+        "hyperparameters": {a.lstrip("_"): export(getattr(obj, a)) for a in obj.hyperparameters},
+    }
+    state.update({a.lstrip("_"): export(getattr(obj, a)) for a in obj.fields})
+    return state
+
+
 # -- walking a state ---------------------------------------------------------------------
 def is_generator(x):
     return isinstance(x, dict) and isinstance(x.get("bit_generator"), str)
@@ -160,6 +191,10 @@ def is_generator(x):
 
 def is_stateful(x):
     return isinstance(x, dict) and "method" in x and "num_tasks" in x
+
+
+def is_encoded(x):
+    return isinstance(x, dict) and ARRAY_TAG in x
 
 
 def nodes(state, path=(), in_generator=False):
@@ -254,6 +289,8 @@ def damage_shape(state, case):
             out.append((path, arr[0], names))
     for path, value, in_gen in nodes(state):
         if not in_gen and isinstance(value, list | tuple) and value:
+            if path[0] in KXM_FIELDS and len(path) == 2:
+                continue  # a longer row of a K x M list is another M (with K = 1: valid)
             out.append((path, type(value)([*value, value[0], value[0]]), field_names(state, path)))
     return out
 
@@ -286,7 +323,11 @@ def damage_type(state, case):
 
 
 def damage_missing(state, case):
-    return [(path, DELETE, field_names(state, path)) for path, _, _ in nodes(state) if _keyed(path)]
+    return [
+        (path, DELETE, field_names(state, path))
+        for path, _, _ in nodes(state)
+        if _keyed(path) and path[-1] not in ADDED
+    ]
 
 
 def _keyed(path):
@@ -330,7 +371,9 @@ def _generator_damages(g):
     if name == "MT19937":
         inner = g["state"]
         bads += [{**g, "state": {**inner, "pos": bad}} for bad in (-1, 625)]
-        bads.append({**g, "state": {**inner, "key": inner["key"] * 0}})
+        zero = from_plain(inner["key"]) * 0
+        bads.append({**g, "state": {**inner, "key": zero}})
+        bads.append({**g, "state": {**inner, "key": plain(zero)}})
     return bads
 
 
@@ -367,7 +410,16 @@ def _scaled(x, factor):
 
 def damage_cross(state, case):
     """Fields that pass alone but contradict each other (case by case)."""
-    s, K = state, state["num_tasks"]
+    K = state["num_tasks"]
+    # Arithmetic on the arrays of either form (the plain form's lists become arrays).
+    s = {
+        k: v if k in ("history", "hyperparameters") or not isinstance(v, list) else np.array(v)
+        for k, v in from_plain(state).items()
+    }
+    s["hyperparameters"] = {
+        k: np.array(v) if isinstance(v, list) else v
+        for k, v in from_plain(state["hyperparameters"]).items()
+    }
     out = []
 
     def add(path, new, names):
@@ -395,6 +447,10 @@ def damage_cross(state, case):
             add(("loss_mean",), np.ones(K), ["loss_mean"])
         if s["hyperparameters"]["per"] == "step":
             add(("count",), 1, ["count"])
+        steps = s["hyperparameters"]["epoch_steps"]
+        if steps is not None:
+            add(("count",), steps, ["count", "epoch_steps"])
+            add(("hyperparameters", "per"), "step", ["epoch_steps"])
     if cls == "RandomLossWeighting":
         other = np.random.Generator(np.random.SFC64(1)).bit_generator.state
         add(("rng",), other, ["rng"])
@@ -437,6 +493,24 @@ def damage_cross(state, case):
     return out
 
 
+def damage_encoded(state, case):
+    """Arrays saved as bytes, damaged: their dtype, shape or data."""
+    out = []
+    for path, value, _ in nodes(state):
+        if not is_encoded(value):
+            continue
+        names = field_names(state, path)
+        data, shape = value["data"], value["shape"]
+        bads = [{**value, ARRAY_TAG: t} for t in ("object", "O", "<V8", "nonsense", 5, None)]
+        bads += [{**value, "shape": x} for x in ([-1], [1.5], "3", [True], [*shape, 2], None)]
+        bads += [{**value, "data": x} for x in ("oops", data[:-1], data + b"\0", None)]
+        wider = {"|u1": "<u2", "<u4": "<u8", "<u8": "<u4", "<f8": "<f4"}.get(value[ARRAY_TAG])
+        if wider:  # the same bytes read as another width: the length no longer fits
+            bads.append({**value, ARRAY_TAG: wider})
+        out += [(path, bad, names) for bad in bads]
+    return out
+
+
 DAMAGES = {
     "nan": damage_nan,
     "inf": damage_inf,
@@ -448,13 +522,19 @@ DAMAGES = {
     "generator": damage_generator,
     "nested": damage_nested,
     "cross": damage_cross,
+    "encoded": damage_encoded,
 }
+FORMS = ("plain", "numpy")
 
 
-def sample_state(case, K=2, steps=4, seed=0):
+def sample_state(case, K=2, steps=4, seed=0, form="plain"):
     obj = make(case, K)
     drive(obj, seed, steps)
-    return obj.state_dict()
+    state = obj.state_dict() if form == "plain" else numpy_form(obj)
+    if form == "plain":  # the plain form really is plain: nothing from numpy
+        for path, value, _ in nodes(state):
+            assert not isinstance(value, np.ndarray | np.generic), (case, path)
+    return state
 
 
 def _damaged(case, state, kind):
@@ -470,6 +550,13 @@ PAIRS = [
     for kind in DAMAGES
     if _damaged(case, sample_state(case), kind)
 ]
+FORM_PAIRS = [
+    (case, kind, form)
+    for form in FORMS
+    for case in sorted(CASES)
+    for kind in DAMAGES
+    if _damaged(case, sample_state(case, form=form), kind)
+]
 
 
 def test_every_stateful_class_has_a_case():
@@ -479,6 +566,7 @@ def test_every_stateful_class_has_a_case():
     assert registered | {ConflictTracker} <= classes
     kinds_seen = {kind for _, kind in PAIRS}
     assert kinds_seen == set(DAMAGES)
+    assert {kind for _, kind, form in FORM_PAIRS if form == "numpy"} == set(DAMAGES) - {"encoded"}
 
 
 @pytest.mark.parametrize(("case", "kind"), PAIRS)
@@ -507,23 +595,26 @@ def test_a_malformed_state_is_refused_by_name_and_changes_nothing(case, kind, da
     K=st.integers(1, 4),
     steps=st.tuples(st.integers(0, 5), st.integers(0, 5), st.integers(1, 5)),
     seeds=st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1)),
+    form=st.sampled_from(FORMS),
 )
-def test_a_valid_state_of_another_object_loads_and_continues_bit_for_bit(case, K, steps, seeds):
+def test_a_valid_state_of_another_object_loads_and_continues_bit_for_bit(
+    case, K, steps, seeds, form
+):
     source, target = make(case, K), make(case, K)
     drive(source, seeds[0], steps[0])
     drive(target, seeds[1], steps[1])
-    target.load_state_dict(source.state_dict())
+    target.load_state_dict(source.state_dict() if form == "plain" else numpy_form(source))
     assert_same_state(target.state_dict(), source.state_dict())
     for a, b in zip(drive(source, 7, steps[2]), drive(target, 7, steps[2]), strict=True):
         assert a.tobytes() == b.tobytes()
     assert_same_state(target.state_dict(), source.state_dict())
 
 
-@pytest.mark.parametrize(("case", "kind"), PAIRS)
+@pytest.mark.parametrize(("case", "kind", "form"), FORM_PAIRS)
 @pytest.mark.parametrize("K", [1, 3])
-def test_every_damage_of_one_state(case, kind, K):
+def test_every_damage_of_one_state(case, kind, form, K):
     # Not a sample: every damage of one state, each refused by name, nothing changed.
-    state = sample_state(case, K, steps=4, seed=11)
+    state = sample_state(case, K, steps=4, seed=11, form=form)
     target = make(case, K)
     drive(target, 12, 2)
     before = target.state_dict()

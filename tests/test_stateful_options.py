@@ -111,6 +111,7 @@ TABLE = {
         {
             "temperature": bad_real(0.0, math.inf, low_open=True),
             "per": bad_choice(("epoch", "step")),
+            "epoch_steps": bad_count(1).filter(lambda x: x is not None),
         },
     ),
     weighting.GeneralizedMeanWeighting: (
@@ -147,7 +148,7 @@ TABLE = {
         {"seed": bad_seed(), "distribution": bad_choice(("normal", "uniform"))},
     ),
     weighting.UncertaintyWeighting: (
-        {},
+        {"task_types": "regression"},
         {
             "task_types": bad_task_types(K),
             "lr": bad_real(0.0, low_open=True),
@@ -305,6 +306,7 @@ VALID = {  # a valid value of every option, of every kind it takes
     "weights": [[0.0, 1e308, 2.0], np.array([1, 2, 3], dtype=np.int32)],
     "temperature": [5e-324, 1e300, 2],
     "per": ["epoch", "step"],
+    "epoch_steps": [None, 1, np.int64(100)],
     "gamma": [math.inf, -math.inf, 0, -1e300, np.float32(2.5)],
     "alpha": [0.0, 1e300, 2],
     "lr": [5e-324, 1e300, 1],

@@ -42,7 +42,7 @@ from paretomtl.problems import Problem, get_problem
 REFERENCE = 1.1  # the hypervolume's reference point, in every objective
 FRONT_SAMPLE_2D = 1000  # true-front points for two objectives
 FRONT_SAMPLE_ND = 10_000  # ... and for three or more
-INDICATORS_NOTE = "indicators need moocore: pip install 'paretomtl[indicators]'"
+INDICATORS_NOTE = "the hypervolume needs moocore: pip install 'paretomtl[indicators]'"
 PLOT_NOTE = "matplotlib missing: pip install 'paretomtl[plot]'"
 OUTPUTS = ("points.csv", "indicators.json", "front.png")  # what a trace writes
 
@@ -128,7 +128,8 @@ def true_front(problem: Problem) -> np.ndarray:
 
 
 def indicators(points: np.ndarray, front: np.ndarray, problem: Problem | None = None) -> dict:
-    """GD, IGD, IGD+ and hypervolume of ``points`` against ``front`` (None without moocore).
+    """GD, IGD, IGD+ and hypervolume of ``points`` against ``front`` (the hypervolume
+    keys None without moocore; the distances need only numpy).
 
     With ``problem``, GD is the mean of :meth:`Problem.front_distance`, the exact
     distance to the true front (``front``'s gaps would otherwise dominate it: about
@@ -144,18 +145,23 @@ def indicators(points: np.ndarray, front: np.ndarray, problem: Problem | None = 
     """
     ref = [REFERENCE] * front.shape[1]
     keys = ("gd", "igd", "igd_plus", "hypervolume", "hypervolume_true_front")
-    try:  # moocore is imported on first use, by each indicator
-        values = (
-            gd(points, front) if problem is None else float(problem.front_distance(points).mean()),
-            igd(points, front),
-            igd_plus(points, front),
-            hypervolume(points, reference=ref),
-            hypervolume(front, reference=ref),
-        )
+    distances = (
+        gd(points, front) if problem is None else float(problem.front_distance(points).mean()),
+        igd(points, front),
+        igd_plus(points, front),
+    )
+    out = dict(zip(keys[:3], distances, strict=True))
+    try:  # moocore is imported on first use, by the hypervolume
+        volumes = (hypervolume(points, reference=ref), hypervolume(front, reference=ref))
     except ImportError:
-        return {**dict.fromkeys(keys), "hypervolume_fraction": None, "note": INDICATORS_NOTE}
-    out = dict(zip(keys, values, strict=True))
-    out["hypervolume_fraction"] = values[3] / values[4]
+        return {
+            **out,
+            **dict.fromkeys(keys[3:]),
+            "hypervolume_fraction": None,
+            "note": INDICATORS_NOTE,
+        }
+    out.update(zip(keys[3:], volumes, strict=True))
+    out["hypervolume_fraction"] = volumes[0] / volumes[1]
     return out
 
 

@@ -31,8 +31,10 @@ class LossWeighting(Stateful):
       exactly as it was.
     - ``weights`` is the last returned weight vector (a copy), ``None`` before the
       first update and after :meth:`reset`.
-    - ``state_dict()`` is plain numpy/python data (copies); ``load_state_dict``
-      restores it, and a run resumed from it continues bit for bit.
+    - ``state_dict()`` is plain Python data (new objects, no numpy: see
+      :func:`paretomtl.state.plain`; it loads with ``torch.load(...,
+      weights_only=True)``); ``load_state_dict`` restores it (and the numpy arrays
+      of older checkpoints), and a run resumed from it continues bit for bit.
 
     A weighting is also called like a function, ``weighting(losses)``, which is
     :meth:`update`; the torch adapter calls it that way. Methods that need more

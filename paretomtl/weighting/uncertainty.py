@@ -10,10 +10,16 @@ from paretomtl.weighting._base import LossWeighting
 from paretomtl.weighting._optim import ADAM_MOMENT_BOUNDS, check_moments, descent_step
 from paretomtl.weighting._registry import register
 
-_FACTORS = {"regression": 0.5, "classification": 1.0}
+TASK_FACTORS = {"regression": 0.5, "classification": 1.0}
+"""The factor :math:`c_i` of each task type in :math:`c_i e^{-s_i} L_i + s_i / 2`."""
 # s = log sigma^2 stays >= -700: the weights c exp(-s) are then at most about 1e304.
 LOWEST_LOG_VARIANCE = -700.0
 _HIGHEST = float(np.finfo(np.float64).max)
+TASK_TYPES_HELP = (
+    "'regression' (a Gaussian likelihood: c = 1/2, Kendall et al.'s eq. 7) or "
+    "'classification' (a softmax likelihood: c = 1, eq. 10), one for every task or one "
+    "per task, e.g. task_types=('regression', 'classification')"
+)
 
 
 def _check_task_types(types: object, K: int, where: str) -> tuple[str, ...]:
@@ -21,11 +27,43 @@ def _check_task_types(types: object, K: int, where: str) -> tuple[str, ...]:
     if isinstance(types, str) or not isinstance(types, list | tuple) or len(types) != K:
         raise ValueError(f"{where} must be one type or {K}, one per task; got {types!r}")
     for i, t in enumerate(types):
-        if not isinstance(t, str) or t not in _FACTORS:
+        if not isinstance(t, str) or t not in TASK_FACTORS:
             raise ValueError(
                 f"{where}[{i}] (task {i}) is {t!r}; use 'regression' or 'classification'"
             )
     return tuple(types)
+
+
+def check_task_types(task_types: object, num_tasks: int | None) -> tuple[str, ...]:
+    """``task_types`` (one type for all tasks, or one per task) as K types; with
+    ``num_tasks`` None, K is the sequence's length. No default: the method's
+    likelihood depends on it, so it must be said.
+
+    Example:
+        >>> from paretomtl.weighting.uncertainty import check_task_types
+        >>> check_task_types("regression", 2), check_task_types(["classification"], None)
+        (('regression', 'regression'), ('classification',))
+        >>> check_task_types(None, 2)
+        Traceback (most recent call last):
+        ...
+        ValueError: task_types is required: 'regression' (a Gaussian likelihood: c = 1/2, Kendall et al.'s eq. 7) or 'classification' (a softmax likelihood: c = 1, eq. 10), one for every task or one per task, e.g. task_types=('regression', 'classification'); got None
+    """  # noqa: E501
+    if task_types is None:
+        raise ValueError(f"task_types is required: {TASK_TYPES_HELP}; got None")
+    if isinstance(task_types, str):
+        if num_tasks is None:
+            raise ValueError(
+                f"task_types={task_types!r} names one type for all tasks, which does not say "
+                f"how many tasks there are: pass num_tasks, or one type per task"
+            )
+        task_types = (task_types,) * num_tasks
+    if not isinstance(task_types, list | tuple):
+        raise ValueError(f"task_types must be {TASK_TYPES_HELP}; got {task_types!r}")
+    if num_tasks is None:
+        num_tasks = len(task_types)
+        if num_tasks == 0:
+            raise ValueError("task_types is empty; give one type per task")
+    return _check_task_types(task_types, num_tasks, "task_types")
 
 
 @register(
@@ -69,9 +107,23 @@ class UncertaintyWeighting(LossWeighting):
 
     For constant losses the optimum is :math:`s_i = \log(2 c_i L_i)`, where every
     weighted loss :math:`w_i L_i = 1/2`: at equilibrium the method balances the
-    tasks like live-loss normalisation. The losses must be finite and >= 0 (the
-    derivation has squared errors and cross-entropies; a negative loss would send
-    :math:`s_i \to -\infty`).
+    tasks like live-loss normalisation.
+
+    ``task_types`` is required: there is no default, because the paper's two
+    likelihoods differ (:math:`c_i = 1/2` or 1). The choice shifts :math:`s_i` by
+    :math:`\log 2` and so the starting weights (:math:`c_i` at :math:`s = 0`) and
+    the path; the optimum weight :math:`1 / (2 L_i)` is the same for both.
+
+    **With PyTorch** the log-variances belong with the network's parameters, trained
+    by the same optimiser, scheduler and checkpoint (the paper trains them with the
+    network): ``Aggregator("uncertainty", options={"task_types": ...})`` builds
+    them as torch parameters (:class:`~paretomtl.adapters.torch.UncertaintyWeightingLoss`;
+    add ``agg.parameters()`` to the optimiser). This class is the framework-free
+    route: it trains s itself, with the optimiser below, at every :meth:`update`
+    (passed to the Aggregator as an object it still does, with a warning).
+
+    The losses must be finite and >= 0 (the derivation has squared errors and
+    cross-entropies; a negative loss would send :math:`s_i \to -\infty`).
 
     Range: :math:`s_i` is kept >= -700 (a step that would go below stops there), so
     the weights stay below about 1e304 (:math:`c_i e^{700}`). Without the bound the
@@ -94,8 +146,8 @@ class UncertaintyWeighting(LossWeighting):
 
     Args:
         num_tasks: K >= 1.
-        task_types: ``"regression"`` or ``"classification"`` for all tasks, or one
-            of them per task.
+        task_types: required: ``"regression"`` or ``"classification"`` for all
+            tasks, or one of them per task.
         lr: step size for s, > 0.
         optimizer: ``"adam"`` or ``"sgd"``.
         initial_log_variances: :math:`s_i` at the start, a scalar or K values, finite
@@ -129,7 +181,7 @@ class UncertaintyWeighting(LossWeighting):
     def __init__(
         self,
         num_tasks: int,
-        task_types: str | tuple[str, ...] = "regression",
+        task_types: str | tuple[str, ...] | None = None,
         lr: float = 1e-3,
         *,
         optimizer: str = "adam",
@@ -137,8 +189,7 @@ class UncertaintyWeighting(LossWeighting):
     ) -> None:
         super().__init__(num_tasks)
         K = self.num_tasks
-        types = (task_types,) * K if isinstance(task_types, str) else task_types
-        types = _check_task_types(types, K, "task_types")
+        types = check_task_types(task_types, K)
         self.lr = check_real(lr, "lr", low=0.0, low_open=True)
         self.optimizer = check_choice(optimizer, "optimizer", ("adam", "sgd"))
         s0 = as_real_task_vector(initial_log_variances, "initial_log_variances", K, broadcast=True)
@@ -155,7 +206,7 @@ class UncertaintyWeighting(LossWeighting):
     @property
     def factors(self) -> np.ndarray:
         """:math:`c_i`: 1/2 for regression, 1 for classification."""
-        return np.array([_FACTORS[t] for t in self.task_types])
+        return np.array([TASK_FACTORS[t] for t in self.task_types])
 
     @property
     def log_variances(self) -> np.ndarray:

@@ -362,6 +362,17 @@ def scenario_mismatch(rank, R):
         step(agg, net, xt[rows(rank)], yt[rows(rank)])
         out["unseeded"].append(grads(net))
         opt.step()
+    # A method object given without a seed, under an aggregator without one: only the
+    # aggregator's generators differ, and rank 0's is adopted (the object is equal).
+    from paretomtl.weighting import DynamicWeightAverage
+
+    net = Net()
+    try:
+        info = step(Aggregator(DynamicWeightAverage(K), distributed="exact"), net, x, y)
+        out["given object"] = None
+        out["given object weights"] = info.weights
+    except ValueError as exc:
+        out["given object"] = str(exc)
     return out
 
 

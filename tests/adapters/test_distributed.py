@@ -580,6 +580,9 @@ def test_ranks_passing_different_tasks_or_parameters_all_raise(ranks):
         assert "same seed" in out["seeds"]
     # Unseeded PCGrad draws the same task orders on every rank (rank 0's generator).
     assert_bit_identical(per_rank, ["unseeded"], "unseeded pcgrad")
+    for rank, out in enumerate(per_rank):
+        assert out["given object"] is None, f"rank {rank}: {out['given object']}"
+    assert_bit_identical(per_rank, ["given object weights"], "a given DWA object")
 
 
 # -- 10: traffic --------------------------------------------------------------------------
@@ -656,7 +659,8 @@ def test_accumulate_in_one_process_solves_once_on_the_summed_jacobian():
 
 @pytest.mark.parametrize("method", ["dwa", "gradnorm", "uncertainty"])
 def test_accumulate_refuses_loss_weightings(method):
-    agg = Aggregator(method)
+    options = {"task_types": ["regression"] * 2} if method == "uncertainty" else None
+    agg = Aggregator(method, options=options)
     with pytest.raises(ValueError, match="loss weighting"), agg.accumulate():
         pass
 

@@ -18,7 +18,9 @@ OPTIONS = {
 }
 
 
-@pytest.mark.parametrize("method", weighting.available("loss"))
+# Uncertainty weighting through the adapter trains torch parameters with the user's
+# optimizer: tests/adapters/test_torch_uncertainty_params.py covers it.
+@pytest.mark.parametrize("method", [m for m in weighting.available("loss") if m != "uncertainty"])
 def test_adapter_weights_equal_numpy_route(method):
     net = Net(tasks=3)
     x, ys = data(tasks=3)
@@ -103,3 +105,24 @@ def test_aggregator_state_round_trip_for_rlw_is_bit_identical():
     again = run(resumed, 3)
     for a, b in zip(straight[2:], again, strict=True):
         assert a.tobytes() == b.tobytes()
+
+
+def test_aggregator_end_epoch_before_the_first_step_and_after():
+    agg = Aggregator("dwa")
+    assert agg.end_epoch() is False  # no method yet: nothing to end, no AttributeError
+    net = Net(tasks=2)
+    x, ys = data(tasks=2)
+    for epoch in range(3):
+        for _ in range(2):
+            losses, _ = net.losses(x, ys)
+            losses[0] = losses[0] * 2.0**-epoch  # task 0 falls faster than task 1
+            info = agg.backward(losses, net.trunk.parameters())
+        if epoch < 2:
+            np.testing.assert_allclose(info.weights, [1.0, 1.0])  # no two epochs yet
+        assert agg.end_epoch() is True  # closes an epoch with steps in it
+        assert agg.end_epoch() is False  # an empty one: nothing to average
+    assert info.weights[0] < info.weights[1]  # DWA weights the slower task up
+    with pytest.raises(ValueError, match="no epochs"):
+        mgda = Aggregator("mgda")
+        mgda.backward(net.losses(x, ys)[0], net.trunk.parameters())
+        mgda.end_epoch()

@@ -100,12 +100,19 @@ def test_demo_is_trace_with_the_module_defaults(tmp_path, capsys):
     assert demo.OUT == "results/demo"
 
 
-def test_without_moocore_the_indicators_are_null_with_a_note(tmp_path, monkeypatch, capsys):
+def test_without_moocore_the_hypervolume_is_null_with_a_note(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("moocore")
+    args = ["trace", "--rays", "3", "--n-var", "4", "--out"]
+    assert main([*args, str(tmp_path / "moocore")]) == 0
+    with_moocore = json.loads((tmp_path / "moocore" / "indicators.json").read_text())
+    capsys.readouterr()
     monkeypatch.setitem(sys.modules, "moocore", None)  # import moocore -> ImportError
     out = tmp_path / "no-moocore"
-    assert main(["trace", "--rays", "3", "--n-var", "4", "--out", str(out)]) == 0
+    assert main([*args, str(out)]) == 0
     info = json.loads((out / "indicators.json").read_text())
-    assert info["igd"] is None and info["hypervolume_fraction"] is None
+    assert info["hypervolume"] is None and info["hypervolume_fraction"] is None
+    for key in ("gd", "igd", "igd_plus"):  # numpy's distances, moocore's values
+        assert info[key] == pytest.approx(with_moocore[key], rel=1e-12, abs=1e-15)
     assert "pip install 'paretomtl[indicators]'" in info["note"]
     assert len(_read_points(out / "points.csv")) == 3
     assert "paretomtl[indicators]" in capsys.readouterr().out

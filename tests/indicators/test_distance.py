@@ -1,12 +1,31 @@
-"""GD, IGD and IGD+: hand-worked tiny sets, a numpy oracle, the EMO 2015 example."""
+"""GD, IGD and IGD+: hand-worked tiny sets, a numpy oracle, the EMO 2015 example.
+
+Every test runs twice: with moocore (skipped where it is not installed) and without it
+(hidden from the import system), where the numpy route computes the three indicators;
+the two routes agree within 1e-12.
+"""
+
+import importlib.util
+import sys
 
 import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
-from paretomtl.indicators import gd, igd, igd_plus
+from paretomtl.indicators import gd, hypervolume, igd, igd_plus
+from paretomtl.problems import DTLZ2, ZDT1
 
-pytest.importorskip("moocore")
+HAS_MOOCORE = importlib.util.find_spec("moocore") is not None
+
+
+@pytest.fixture(autouse=True, params=["moocore", "numpy"])
+def route(request, monkeypatch):
+    """Which route computes the indicators: moocore's, or numpy's without moocore."""
+    if request.param == "moocore" and not HAS_MOOCORE:
+        pytest.skip("moocore is not installed")
+    if request.param == "numpy":
+        monkeypatch.setitem(sys.modules, "moocore", None)  # import moocore fails
+    return request.param
 
 
 def oracle(P, R):
@@ -77,3 +96,31 @@ def test_bad_input_names_the_argument(fn):
         fn(R, [[0.0, 1.0], [1.0, np.nan]])
     with pytest.raises(ValueError, match=r"^points has 3 objectives .* front has 2"):
         fn([[0.0, 1.0, 2.0]], R)
+
+
+def test_the_numpy_route_equals_moocore(route):
+    if route == "numpy" or not HAS_MOOCORE:
+        pytest.skip("compares the numpy route with moocore, from the moocore run")
+    rng = np.random.default_rng(7)
+    cases = [
+        (rng.random((40, 2)), ZDT1().pareto_front(1000)),
+        (ZDT1().pareto_front(1000)[::37] + 0.01, ZDT1().pareto_front(1000)),
+        (rng.random((3000, 3)), DTLZ2().pareto_front(900)),  # many blocks of pairs
+        (rng.integers(0, 3, (50, 4)).astype(float), rng.integers(0, 3, (60, 4)).astype(float)),
+        (rng.standard_normal((25, 1)) * 1e6, rng.standard_normal((30, 1)) * 1e-6),
+    ]
+    for P, R in cases:
+        with_moocore = (gd(P, R), igd(P, R), igd_plus(P, R))
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setitem(sys.modules, "moocore", None)
+            with_numpy = (gd(P, R), igd(P, R), igd_plus(P, R))
+        np.testing.assert_allclose(with_numpy, with_moocore, rtol=1e-12, atol=0)
+
+
+def test_without_moocore_only_the_hypervolume_needs_it(route):
+    if route != "numpy":
+        pytest.skip("the numpy route")
+    front = ZDT1().pareto_front(101)
+    assert gd(front[::10], front) == 0.0
+    with pytest.raises(ImportError, match=r"pip install 'paretomtl\[indicators\]'"):
+        hypervolume(front, reference=[1.1, 1.1])

@@ -1,6 +1,7 @@
 """Dynamic Weight Average: hand-worked epochs, the formula per step, the epoch protocol."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -8,6 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from paretomtl.weighting import DynamicWeightAverage
+from paretomtl.weighting.dwa import UNCLOSED_WARNING
+from tests.asserts import assert_same_state
 
 
 def dwa_weights(prev, prev2, T):
@@ -117,15 +120,127 @@ def test_rising_losses_and_extreme_ratios_stay_finite():
 
 
 def test_end_epoch_protocol():
-    with pytest.raises(ValueError, match="no update"):
-        DynamicWeightAverage(2).end_epoch()
+    # An epoch without updates has no average: closing it is a no-op (False), before
+    # the first step, twice in a row, or after epoch_steps closed the epoch.
+    fresh = DynamicWeightAverage(2)
+    before = fresh.state_dict()
+    assert fresh.end_epoch() is False
+    assert_same_state(fresh.state_dict(), before)
     dwa = DynamicWeightAverage(2)
     dwa.update([1.0, 1.0])
-    dwa.end_epoch()
-    with pytest.raises(ValueError, match="no update"):
-        dwa.end_epoch()  # an empty epoch has no average
+    assert dwa.end_epoch() is True
+    assert dwa.end_epoch() is False
+    assert dwa.periods == 1
     with pytest.raises(ValueError, match="per='epoch'"):
         DynamicWeightAverage(2, per="step").end_epoch()
+
+
+def test_end_epoch_at_the_start_of_every_epoch_gives_the_same_weights():
+    # Calling end_epoch() at the start of each epoch instead of at its end: the first
+    # call is a no-op, the others close the previous epoch; the weights are the same.
+    rng = np.random.default_rng(0)
+    epochs = rng.uniform(0.2, 2.0, size=(4, 3, 2))
+    at_end, at_start = DynamicWeightAverage(2), DynamicWeightAverage(2)
+    for epoch in epochs:
+        at_start.end_epoch()
+        for L in epoch:
+            assert at_end.update(L).tobytes() == at_start.update(L).tobytes()
+        at_end.end_epoch()
+
+
+@given(
+    epochs=st.lists(
+        st.lists(st.lists(positive, min_size=3, max_size=3), min_size=4, max_size=4),
+        min_size=3,
+        max_size=5,
+    ),
+    T=st.floats(0.1, 10.0),
+)
+def test_epoch_steps_ends_epochs_by_itself(epochs, T):
+    # epoch_steps=4 with no end_epoch() call: each epoch's weights are the formula on
+    # the averages of the two epochs before (computed here with numpy), 1 for the first two.
+    dwa = DynamicWeightAverage(3, temperature=T, epoch_steps=4)
+    averages = [np.mean(np.array(e), axis=0) for e in epochs]
+    for t, epoch in enumerate(epochs):
+        expected = np.ones(3) if t < 2 else dwa_weights(averages[t - 1], averages[t - 2], T)
+        for L in epoch:
+            np.testing.assert_allclose(dwa.update(L), expected, rtol=1e-12)
+        assert dwa.periods == t + 1
+        assert dwa.end_epoch() is False  # already closed by epoch_steps
+
+
+def test_epoch_steps_and_end_epoch_close_a_short_last_epoch():
+    dwa = DynamicWeightAverage(2, epoch_steps=3)
+    for L in ([1.0, 2.0], [1.0, 2.0], [1.0, 2.0], [4.0, 1.0]):
+        dwa.update(L)
+    assert dwa.periods == 1
+    assert dwa.end_epoch() is True  # the one-step last epoch
+    np.testing.assert_array_equal(dwa.average_losses, [4.0, 1.0])
+    np.testing.assert_allclose(dwa.update([1.0, 1.0]), dwa_weights([4.0, 1.0], [1.0, 2.0], 2.0))
+
+
+def test_many_updates_without_an_epoch_end_warn_once():
+    dwa = DynamicWeightAverage(2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(UNCLOSED_WARNING - 1):
+            dwa.update([1.0, 2.0])
+    with pytest.warns(RuntimeWarning, match="end_epoch") as caught:
+        for _ in range(3 * UNCLOSED_WARNING):
+            dwa.update([1.0, 2.0])
+    assert len(caught) == 1
+    assert dwa.periods == 0  # a warning, nothing else: the weights stay 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # epoch_steps, per step, or an epoch ended: silent
+        for dwa in (
+            DynamicWeightAverage(2, epoch_steps=5000),
+            DynamicWeightAverage(2, per="step"),
+        ):
+            for _ in range(UNCLOSED_WARNING + 1):
+                dwa.update([1.0, 2.0])
+        closed = DynamicWeightAverage(2)
+        closed.update([1.0, 2.0])
+        closed.end_epoch()
+        for _ in range(UNCLOSED_WARNING + 1):
+            closed.update([1.0, 2.0])
+
+
+def test_epoch_steps_is_saved_and_an_older_state_without_it_loads():
+    dwa = DynamicWeightAverage(2, epoch_steps=3)
+    for L in ([1.0, 2.0], [2.0, 2.0]):
+        dwa.update(L)
+    resumed = DynamicWeightAverage(2)
+    resumed.load_state_dict(dwa.state_dict())
+    assert resumed.epoch_steps == 3
+    resumed.update([1.0, 1.0])
+    assert resumed.periods == 1
+    old = dwa.state_dict()
+    del old["hyperparameters"]["epoch_steps"]  # saved before the option existed
+    again = DynamicWeightAverage(2, epoch_steps=7)
+    again.load_state_dict(old)
+    assert again.epoch_steps is None
+    bad = dwa.state_dict()
+    bad["count"] = 3  # an epoch of 3 steps would have been closed
+    with pytest.raises(ValueError, match="epoch_steps"):
+        DynamicWeightAverage(2).load_state_dict(bad)
+
+
+def test_through_the_torch_aggregator_without_end_epoch():
+    torch = pytest.importorskip("torch")
+    from paretomtl.adapters.torch import Aggregator
+
+    trunk, heads = torch.nn.Linear(3, 4), [torch.nn.Linear(4, 1) for _ in range(2)]
+    x = torch.randn(8, 3, generator=torch.Generator().manual_seed(0))
+    agg = Aggregator("dwa", options={"epoch_steps": 2})
+    scales = ([1.0, 1.0], [1.0, 1.0], [0.5, 1.0], [0.5, 1.0], [1.0, 1.0])
+    for t, (a, b) in enumerate(scales):
+        z = trunk(x)
+        losses = [a * heads[0](z).pow(2).mean(), b * heads[1](z).pow(2).mean()]
+        info = agg.backward(losses, trunk.parameters())
+        if t < 4:
+            np.testing.assert_array_equal(info.weights, [1.0, 1.0])
+    assert agg.method_state.periods == 2
+    assert info.weights[1] > info.weights[0]  # task 0's loss fell by half: less weight
 
 
 def test_resume_in_the_middle_of_an_epoch():
@@ -157,6 +272,9 @@ def test_resume_in_the_middle_of_an_epoch():
         ({"temperature": -1.0}, "temperature"),
         ({"temperature": math.inf}, "temperature"),
         ({"per": "batch"}, "per must be"),
+        ({"epoch_steps": 0}, "epoch_steps"),
+        ({"epoch_steps": 2.0}, "epoch_steps"),
+        ({"per": "step", "epoch_steps": 3}, "epoch_steps"),
     ],
 )
 def test_bad_construction(kwargs, match):

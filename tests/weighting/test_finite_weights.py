@@ -212,7 +212,7 @@ def test_weights_and_state_stay_finite_or_the_error_names_the_task(name, data):
 
 def test_uncertainty_after_a_loss_of_1e308_keeps_learning():
     # Adam's moments used to overflow to inf here, freezing s (and the weights) for good.
-    uw = UncertaintyWeighting(2, lr=0.1)
+    uw = UncertaintyWeighting(2, "regression", lr=0.1)
     uw.update([1e308, 1.0])
     assert np.isfinite(uw.state_dict()["adam_v"]).all()
     s = uw.log_variances
@@ -225,7 +225,7 @@ def test_uncertainty_after_a_loss_of_1e308_keeps_learning():
 
 def test_uncertainty_with_a_huge_learning_rate_stays_finite():
     for optimizer in ("sgd", "adam"):
-        uw = UncertaintyWeighting(2, lr=1e300, optimizer=optimizer)
+        uw = UncertaintyWeighting(2, "regression", lr=1e300, optimizer=optimizer)
         for losses in ([1e-3, 1e3], [0.0, 1e308], [1.0, 1.0], [1e-320, 1e-300]):
             w = uw.update(losses)
             assert np.isfinite(w).all() and np.isfinite(uw.log_variances).all()

@@ -65,11 +65,14 @@ CASES = {
     ),
     "uncertainty-sgd": (
         "uncertainty",
-        lambda K: UncertaintyWeighting(K, lr=0.1, optimizer="sgd", initial_log_variances=-0.5),
+        lambda K: UncertaintyWeighting(
+            K, "regression", lr=0.1, optimizer="sgd", initial_log_variances=-0.5
+        ),
         ">= 0",
     ),
     "dwa-epoch": ("dwa", lambda K: DynamicWeightAverage(K, temperature=2.0), "> 0"),
     "dwa-step": ("dwa", lambda K: DynamicWeightAverage(K, temperature=0.5, per="step"), "> 0"),
+    "dwa-epoch-steps": ("dwa", lambda K: DynamicWeightAverage(K, epoch_steps=2), "> 0"),
     "rlw-normal": ("rlw", lambda K: RandomLossWeighting(K, seed=7), "finite"),
     "rlw-uniform": (
         "rlw",
@@ -122,7 +125,7 @@ CASES = {
 # permutes the weights.
 EQUIVARIANT = [
     "equal", "initial-loss", "live-loss", "gm-2.5", "gm-0", "gm--3", "gm-inf", "gm--inf", "gls",
-    "uncertainty-sgd", "dwa-epoch", "dwa-step",
+    "uncertainty-sgd", "dwa-epoch", "dwa-step", "dwa-epoch-steps",
     "imtl-l-adam", "famo", "famo-sgd", "stch-epoch", "stch-step", "cosmos", "pbi",
 ]  # fmt: skip
 IDS = sorted(CASES)

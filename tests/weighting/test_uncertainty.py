@@ -101,18 +101,22 @@ def test_adam_matches_the_reference(losses, lr):
 
 def test_adam_first_step_is_lr_times_the_sign():
     # Bias-corrected: m_hat = g, v_hat = g^2, so the step is lr g / (|g| + 1e-8).
-    uw = UncertaintyWeighting(2, lr=0.01, initial_log_variances=[0.0, -2.0])
+    uw = UncertaintyWeighting(2, "regression", lr=0.01, initial_log_variances=[0.0, -2.0])
     uw.update([10.0, 0.0])  # g = 1/2 - (5, 0) = (-4.5, 0.5)
     np.testing.assert_allclose(uw.log_variances, [0.01, -2.01], rtol=1e-7)
 
 
-def test_defaults():
-    uw = UncertaintyWeighting(3)
+def test_defaults_and_task_types_are_required():
+    uw = UncertaintyWeighting(3, "regression")
     assert uw.task_types == ("regression",) * 3
     assert uw.optimizer == "adam" and uw.lr == 1e-3
     np.testing.assert_array_equal(uw.factors, [0.5, 0.5, 0.5])
     np.testing.assert_array_equal(uw.log_variances, [0.0, 0.0, 0.0])
     np.testing.assert_array_equal(UncertaintyWeighting(2, "classification").factors, [1.0, 1.0])
+    # No default type: the likelihood (c = 1/2 or 1) must be chosen, and the error says how.
+    for missing in ({}, {"task_types": None}):
+        with pytest.raises(ValueError, match=r"task_types is required: .regression. .* eq. 7"):
+            UncertaintyWeighting(2, **missing)
 
 
 def test_objective_is_the_total_at_the_current_s():
@@ -124,13 +128,13 @@ def test_objective_is_the_total_at_the_current_s():
 
 
 def test_log_variances_is_a_copy():
-    uw = UncertaintyWeighting(2)
+    uw = UncertaintyWeighting(2, "regression")
     uw.log_variances[0] = 5.0
     np.testing.assert_array_equal(uw.log_variances, [0.0, 0.0])
 
 
 def test_zero_loss_is_allowed_and_lowers_s():
-    uw = UncertaintyWeighting(1, lr=0.1, optimizer="sgd")
+    uw = UncertaintyWeighting(1, "regression", lr=0.1, optimizer="sgd")
     uw.update([0.0])  # grad = 1/2: s = -0.05, the weight grows
     np.testing.assert_allclose(uw.log_variances, [-0.05])
     assert uw.update([0.0])[0] > 0.5
@@ -151,11 +155,11 @@ def test_zero_loss_is_allowed_and_lowers_s():
 )
 def test_bad_construction(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        UncertaintyWeighting(2, **kwargs)
+        UncertaintyWeighting(2, **{"task_types": "regression", **kwargs})
 
 
 def test_negative_loss_names_the_task_and_changes_nothing():
-    uw = UncertaintyWeighting(2, lr=0.1)
+    uw = UncertaintyWeighting(2, "regression", lr=0.1)
     uw.update([1.0, 2.0])
     s, step = uw.log_variances, uw.step
     with pytest.raises(ValueError, match=r"losses\[1\] \(task 1\) is -0.5; .*>= 0"):

@@ -33,7 +33,7 @@ from paretomtl.adapters.torch._jacobian import (
 )
 from paretomtl.adapters.torch._routes import GradientRoute, LossRoute, resolve
 from paretomtl.solvers import ConflictStats, ConflictTracker, SolverResult
-from paretomtl.state import generator
+from paretomtl.state import generator, plain
 
 _ON_NON_FINITE = ("raise", "skip")
 
@@ -139,6 +139,18 @@ class Aggregator:
     of ``sum_i w_i L_i``. GradNorm also takes the per-task gradient norms at
     ``layer`` (the shared layer W of the paper). Their state lives in
     :attr:`method_state` (``agg.method_state.end_epoch()`` for DWA per epoch).
+
+    Uncertainty weighting (``"uncertainty"``, Kendall et al. 2018) learns one
+    log-variance per task with the network. By name, its log-variances are torch
+    parameters that *your* optimizer trains (an
+    :class:`~paretomtl.adapters.torch.UncertaintyWeightingLoss`, built at once):
+    ``agg = Aggregator("uncertainty", options={"task_types": ["regression",
+    "classification"]})`` (``task_types`` is required; with one type for all tasks
+    pass ``num_tasks``), then ``torch.optim.Adam([*model.parameters(),
+    *agg.parameters()])``. Each step writes their gradient into their ``.grad``; they
+    are in your optimizer's state and schedule, and in :meth:`state_dict`. A
+    :class:`~paretomtl.weighting.UncertaintyWeighting` object passed itself keeps its
+    own numpy optimizer (with a warning).
 
     Per-task gradients (``mode``):
 
@@ -347,6 +359,25 @@ class Aggregator:
         name when ``num_tasks`` was not given."""
         return self._method
 
+    def end_epoch(self) -> bool:
+        """End an epoch for a method that averages over epochs (DWA's loss ratios):
+        ``method_state.end_epoch()``, or False before the first step, when no method
+        exists yet. DWA can also end its epochs itself:
+        ``Aggregator("dwa", options={"epoch_steps": len(loader)})``."""
+        if self._method is None:
+            return False
+        end = getattr(self._method, "end_epoch", None)
+        if end is None:
+            raise ValueError(f"{self.method!r} has no epochs to end (no end_epoch())")
+        return end()
+
+    def parameters(self):
+        """The method's torch parameters, for the optimizer: uncertainty weighting's
+        log-variances (``Aggregator("uncertainty", ...)``); none for other methods."""
+        if isinstance(self._method, torch.nn.Module):
+            return self._method.parameters()
+        return iter(())
+
     def _method_for(self, K: int):
         if self._method is None:
             self._method = self.route.build(K)
@@ -361,7 +392,7 @@ class Aggregator:
         return {
             "method": self.method,
             "steps": self.steps,
-            "rng": self._rng.bit_generator.state,
+            "rng": plain(self._rng.bit_generator.state),  # MT19937's key is an array
             "method_state": self._method.state_dict() if stateful else None,
             "conflicts": None if self._tracker is None else self._tracker.state_dict(),
         }
@@ -722,7 +753,7 @@ class Aggregator:
                 )
             norms = np.sqrt(np.clip(np.diagonal(G_layer), 0.0, None)) / scale
         # The weighting validates the losses first, so a bad step leaves .grad untouched.
-        weights = self.route.weigh(method, values, norms)
+        weights = self.route.weigh(method, values, norms, scale)
         total = sum(float(w) * loss.reshape(()) for w, loss in zip(weights, losses, strict=True))
         total.backward(retain_graph=retain_graph)
         self.steps += 1
@@ -827,23 +858,36 @@ class Aggregator:
 
     def _check_replicas(self) -> None:
         """Exact and sharded modes: every rank must start from the same random
-        generator and method state. Where they differ and no seed was given, rank 0's
-        are adopted; otherwise every rank raises."""
+        generator and method state. Where no seed was given, a generator that differs,
+        and the state of a method the adapter built, are replaced by rank 0's; with a
+        seed any difference (a different seed, a checkpoint loaded on some ranks only),
+        and a different state of an object the user gave, raises on every rank."""
         grp = self._group
         method_state = (
             self._method.state_dict() if self.route.stateful and self._method is not None else None
         )
-        mine = fingerprint((self._rng.bit_generator.state, method_state))
-        same = not grp.agree({"generator and method state": mine}, False, quiet=True)
-        if not same:
-            if self._seeded or (self.route.fixed and self.route.stateful):
-                raise ValueError(
-                    f"paretomtl: the ranks hold different random generators or states "
-                    f"of {self.method!r} (a different seed on each rank, or a checkpoint "
-                    f"loaded on some ranks only); exact distributed training needs the "
-                    f"same seed and state on every rank"
-                )
-            state = [self._rng.bit_generator.state, method_state]
+        digestible = method_state
+        if isinstance(self._method, torch.nn.Module):  # a pickled tensor holds a random id
+            digestible = {k: (str(v.dtype), v.tolist()) for k, v in method_state.items()}
+        rng_differs = grp.agree(
+            {"generator": fingerprint(self._rng.bit_generator.state)}, False, quiet=True
+        )
+        state_differs = grp.agree({"method state": fingerprint(digestible)}, False, quiet=True)
+        # Differences that a missing seed explains are settled by rank 0; others raise.
+        seeded_differ = self._seeded and (rng_differs or state_differs)
+        if seeded_differ or (state_differs and self.route.given):
+            what = ["the aggregator's generator (a different seed on each rank)"] * rng_differs
+            what += [
+                f"the state of {self.method!r} (a checkpoint loaded on some ranks only, "
+                f"or an unseeded object)"
+            ] * state_differs
+            raise ValueError(
+                f"paretomtl: the ranks hold different random generators or states: "
+                f"{' and '.join(what)}; exact distributed training needs the same seed "
+                f"and state on every rank"
+            )
+        if rng_differs or state_differs:
+            state = [self._rng.bit_generator.state, method_state if state_differs else None]
             torch.distributed.broadcast_object_list(state, src=0, group=grp.group)
             self._rng.bit_generator.state = state[0]
             if state[1] is not None:
@@ -1298,7 +1342,7 @@ class Aggregator:
                     "a gradient at layer has NaN or Inf on some rank", shared, scaler, values
                 )
             norms = np.sqrt(np.clip(np.diagonal(G_layer), 0.0, None)) / scale
-        weights = self.route.weigh(method, values, norms)
+        weights = self.route.weigh(method, values, norms, scale)
         total = sum(float(w) * loss.reshape(()) for w, loss in zip(weights, losses, strict=True))
         if self._ddp is not None or grp.mode == "sharded":
             total.backward(retain_graph=retain_graph)  # DDP's or FSDP's own averaging

@@ -9,21 +9,29 @@ the function, the class or the object) is called with the K x M gradients as a n
 array on the CPU and the Gram matrix, ``method(grads, gram=G)``, and must return a
 ``SolverResult`` whose ``direction`` (M,) the adapter writes back.
 A loss weighting is a :class:`~paretomtl.weighting.LossWeighting` (by name or as an
-object), called with the losses and whatever else its ``inputs`` name. The choice is
-made once, when the adapter is built; the step never asks which method it runs.
+object), called with the losses and whatever else its ``inputs`` name. Uncertainty
+weighting by name (``"uncertainty"``) is the exception: its log-variances are learnt
+with the network, so the adapter builds them as torch parameters for the user's
+optimiser (:class:`~paretomtl.adapters.torch.UncertaintyWeightingLoss`, a
+:class:`ParameterRoute`); the numpy object, given itself, keeps its own optimiser and
+warns. The choice is made once, when the adapter is built; the step never asks which
+method it runs.
 """
 
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from paretomtl import solvers, weighting
+from paretomtl.adapters.torch._uncertainty import UncertaintyWeightingLoss
 from paretomtl.solvers import Solver, SolverResult
-from paretomtl.weighting import LossWeighting
+from paretomtl.weighting import LossWeighting, UncertaintyWeighting
+from paretomtl.weighting.uncertainty import TASK_TYPES_HELP, check_task_types
 
 
 @dataclass
@@ -33,11 +41,15 @@ class Route:
     Attributes:
         name: the registry name, or the object's class or function name.
         build: ``build(K)`` returns the method object for K tasks.
-        fixed: True when the user gave the object itself (it is never rebuilt).
+        fixed: True when the object is built once and never rebuilt: the user gave
+            it, or its torch parameters are in the user's optimiser.
         stateful: whether the method keeps memory between steps.
         inputs: what a call needs besides the Gram matrix or losses (``"losses"``
             for gradient methods that read them, ``"grads"`` for those that need the
             K x M gradients themselves, ``"grad_norms"`` for GradNorm).
+        given: True when the user gave the object itself (default: ``fixed``); the
+            adapter then never overwrites its state on its own (distributed ranks
+            that disagree raise instead of adopting rank 0's).
     """
 
     name: str
@@ -45,6 +57,11 @@ class Route:
     fixed: bool
     stateful: bool
     inputs: tuple[str, ...]
+    given: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.given is None:
+            self.given = self.fixed
 
 
 class GradientRoute(Route):
@@ -104,11 +121,69 @@ class GradientRoute(Route):
 class LossRoute(Route):
     """The losses (and GradNorm's norms) in, loss weights out, one weighted backward."""
 
-    def weigh(self, method: Callable, losses: np.ndarray, grad_norms: np.ndarray | None):
-        """This step's loss weights."""
+    def weigh(
+        self,
+        method: Callable,
+        losses: np.ndarray,
+        grad_norms: np.ndarray | None,
+        scale: float = 1.0,
+    ):
+        """This step's loss weights (``scale``, the GradScaler's, is for methods with
+        torch parameters: see :class:`ParameterRoute`)."""
         if "grad_norms" in self.inputs:
             return method(losses, grad_norms)
         return method(losses)
+
+
+class ParameterRoute(LossRoute):
+    """A loss weighting whose own parameters are torch parameters that the user's
+    optimiser trains (uncertainty weighting's log-variances): the method gives this
+    step's weights and writes its parameters' gradient (times the GradScaler's
+    ``scale``, as autograd would under a scaled loss) into their ``.grad``."""
+
+    def weigh(self, method, losses, grad_norms, scale: float = 1.0):
+        """This step's loss weights; the parameters' gradient into their ``.grad``."""
+        return method.weigh(losses, scale=scale)
+
+
+_UNCERTAINTY_OPTIONS = ("task_types", "initial_log_variances")
+
+
+def _uncertainty_builder(name: str, options: dict) -> Callable[[int | None], Callable]:
+    """``build(K)`` for ``Aggregator("uncertainty")``: the torch module, built once
+    when the aggregator is (K from ``num_tasks`` or from one task type per task)."""
+    numpy_only = sorted(set(options) & {"lr", "optimizer", "seed"})
+    if numpy_only:
+        raise ValueError(
+            f"{name!r} through the torch adapter trains its log-variances with your "
+            f"optimizer: {numpy_only} do not apply (set their learning rate in your "
+            f"optimizer, e.g. a param group for agg.parameters()). It takes "
+            f"{list(_UNCERTAINTY_OPTIONS)}; for the framework-free route with its own "
+            f"optimizer pass Aggregator(paretomtl.weighting.UncertaintyWeighting(K, ...))"
+        )
+    unknown = sorted(set(options) - set(_UNCERTAINTY_OPTIONS))
+    if unknown:
+        raise ValueError(
+            f"unknown options {unknown} for {name!r}; it takes {list(_UNCERTAINTY_OPTIONS)}"
+        )
+    types = options.get("task_types")
+
+    def build(num_tasks: int | None) -> UncertaintyWeightingLoss:
+        if types is None:
+            raise ValueError(
+                f"Aggregator({name!r}) needs options={{'task_types': ...}}, required: "
+                f"{TASK_TYPES_HELP}"
+            )
+        if num_tasks is None and isinstance(types, str):
+            raise ValueError(
+                f"Aggregator({name!r}) builds its log-variances as torch parameters when "
+                f"it is created, for your optimizer (agg.parameters()), so it needs K now: "
+                f"pass num_tasks=K, or options={{'task_types': [...]}} with one type per task"
+            )
+        K = num_tasks if num_tasks is not None else len(check_task_types(types, None))
+        return UncertaintyWeightingLoss(K, **{"task_types": types, **options})
+
+    return build
 
 
 def _parameters(obj: Callable) -> dict:
@@ -130,6 +205,8 @@ def _builder(cls: type, options: dict, seed: object) -> Callable[[int], Callable
 
 
 def _name_of(obj: object) -> str:
+    if isinstance(obj, UncertaintyWeightingLoss):
+        return "uncertainty"
     for registry in (solvers.REGISTRY, weighting.REGISTRY):
         for name in registry.available():
             if registry.get(name) in (obj, type(obj)):
@@ -140,6 +217,19 @@ def _name_of(obj: object) -> str:
 def _object_route(obj: object) -> Route:
     name = _name_of(obj)
     stateful = callable(getattr(obj, "state_dict", None))
+    if isinstance(obj, UncertaintyWeightingLoss):
+        return ParameterRoute(name, lambda K: obj, True, True, ())
+    if isinstance(obj, UncertaintyWeighting):
+        warnings.warn(
+            "UncertaintyWeighting trains its log-variances itself, with its own numpy "
+            f"optimizer ({obj.optimizer!r}, lr={obj.lr!r}), not with yours: your optimizer, "
+            "LR scheduler and model checkpoint do not see them (agg.state_dict() does). "
+            "For torch parameters that your optimizer trains use "
+            "Aggregator('uncertainty', options={'task_types': ...}) and add "
+            "agg.parameters() to the optimizer",
+            UserWarning,
+            stacklevel=4,
+        )
     if isinstance(obj, LossWeighting):
         return LossRoute(name, lambda K: obj, True, stateful, tuple(obj.inputs[1:]))
     if not callable(obj):
@@ -185,6 +275,10 @@ def resolve(method: object, options: dict, seed: object, rng: np.random.Generato
         return GradientRoute(entry.name, lambda K: fn, False, False, (*grads, "gram", "losses"))
     if method in weighting.REGISTRY:
         entry = weighting.info(method)
+        if entry.obj is UncertaintyWeighting:
+            return ParameterRoute(
+                entry.name, _uncertainty_builder(entry.name, options), True, True, (), given=False
+            )
         inputs = tuple(entry.obj.inputs[1:])
         return LossRoute(entry.name, _builder(entry.obj, options, seed), False, True, inputs)
     raise ValueError(
