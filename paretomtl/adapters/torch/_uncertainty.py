@@ -87,6 +87,8 @@ class UncertaintyWeightingLoss(torch.nn.Module):
         )
         self.num_tasks = num_tasks
         self.task_types = types
+        self.factors: torch.Tensor  # buffers, declared for type checkers
+        self.initial_log_variances: torch.Tensor
         self.register_buffer(
             "factors", torch.tensor([TASK_FACTORS[t] for t in types], dtype=torch.float64)
         )
@@ -173,7 +175,9 @@ class UncertaintyWeightingLoss(torch.nn.Module):
             self.log_variances.copy_(self.initial_log_variances)
         self._seen, self._unchanged, self._warned = None, 0, False
 
-    def load_state_dict(self, state_dict: Mapping, strict: bool = True, assign: bool = False):
+    def load_state_dict(
+        self, state_dict: Mapping, strict: bool = True, assign: bool = False
+    ) -> object:
         """:meth:`torch.nn.Module.load_state_dict`, after a check of the whole state:
         a ValueError names the bad entry (not a Mapping, missing or unknown keys,
         ``log_variances`` not K finite floats, ``factors`` of other task types) and
