@@ -23,6 +23,7 @@ Example:
 
 from paretomtl.problems._base import Problem
 from paretomtl.problems._registry import available_problems, get_problem, register_problem
+from paretomtl.problems.custom import FunctionProblem, PymooProblem, from_functions, from_pymoo
 from paretomtl.problems.dtlz2 import DTLZ2
 from paretomtl.problems.quadratic import ConvexQuadratic
 from paretomtl.problems.toy import ParetoMTLToy
@@ -34,9 +35,13 @@ __all__ = [
     "ZDT2",
     "ZDT3",
     "ConvexQuadratic",
+    "FunctionProblem",
     "ParetoMTLToy",
     "Problem",
+    "PymooProblem",
     "available_problems",
+    "from_functions",
+    "from_pymoo",
     "get_problem",
     "register_problem",
 ]

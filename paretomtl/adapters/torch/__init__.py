@@ -19,6 +19,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from paretomtl.adapters.torch._aggregator import Aggregator, StepInfo, backward
 from paretomtl.adapters.torch._jacobian import gram_matrix, per_task_grads
+from paretomtl.adapters.torch._problem import problem
 from paretomtl.adapters.torch._uncertainty import UncertaintyWeightingLoss
 
 __all__ = [
@@ -28,4 +29,5 @@ __all__ = [
     "backward",
     "gram_matrix",
     "per_task_grads",
+    "problem",
 ]
