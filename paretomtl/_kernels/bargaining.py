@@ -19,9 +19,9 @@ two rounded values of Phi, so that it still sees progress far below Phi's roundi
 import math
 
 import numpy as np
-from numba import njit
 
-from paretomtl._kernels.linalg import FAST, chol_factor, chol_solve
+from paretomtl._kernels._jit import entry, jit
+from paretomtl._kernels.linalg import chol_factor, chol_solve
 
 STATUS_CONVERGED = 0
 STATUS_MAX_ITER = 1
@@ -35,7 +35,7 @@ _HUGE = 1e150
 _ROUNDING_CAP = 1e-6
 
 
-@njit(cache=True)
+@jit
 def _h_remainder(v, x, p):
     """h(v (1 + x)) - h(v) - h'(v) v x for x > -1: the part of h's change beyond
     its tangent, v^(1-p) phi(x) with phi(x) = x - ((1 + x)^(1-p) - 1) / (1 - p)
@@ -57,7 +57,7 @@ def _h_remainder(v, x, p):
     return v ** (1.0 - p) * phi
 
 
-@njit(cache=True, fastmath=FAST)
+@jit
 def _residual(B, c, v, p, r, Bv):
     """r_i = v_i^p (B v)_i / c_i - 1 (also writes B v); returns ``(max |r_i|,
     max |r_i| / bound_i)`` where bound_i is what rounding in B v alone can leave."""
@@ -83,7 +83,7 @@ def _residual(B, c, v, p, r, Bv):
     return worst, ratio
 
 
-@njit(cache=True)
+@entry
 def power_newton(B, c, p, v0, tol, max_iter):
     """Solve B v = c v^(-p), v > 0, from the start ``v0 > 0``.
 

@@ -17,8 +17,8 @@ verified by one more evaluation; elsewhere a safeguarded (bisection) step is tak
 import math
 
 import numpy as np
-from numba import njit
 
+from paretomtl._kernels._jit import entry, jit
 from paretomtl._kernels.simplex_qp import solve_exact, wolfe
 
 STATUS_CONVERGED = 0
@@ -29,7 +29,7 @@ _MU_CHECK = 1e4
 _SMALL_CORRAL = 1e-4  # (as in simplex_qp)
 
 
-@njit(cache=True)
+@jit
 def _gram_norm2(G, e):
     K = G.shape[0]
     v = 0.0
@@ -41,7 +41,7 @@ def _gram_norm2(G, e):
     return max(v, 0.0)
 
 
-@njit(cache=True)
+@jit
 def _evaluate(G, mu, qp_tol, qp_iter):
     """z(mu), e(mu) = (1 + mu) z - 1/K, psi(mu) = ||g_e||, and the support mask."""
     K = G.shape[0]
@@ -79,7 +79,7 @@ def _evaluate(G, mu, qp_tol, qp_iter):
     return z, e, math.sqrt(_gram_norm2(G, e)), free
 
 
-@njit(cache=True)
+@jit
 def _same(a, b):
     for i in range(a.shape[0]):
         if a[i] != b[i]:
@@ -87,7 +87,7 @@ def _same(a, b):
     return True
 
 
-@njit(cache=True)
+@entry
 def cagrad_search(G, rho, tol, max_iter, mu_start, mu_max):
     """Find mu* with psi(mu*) = rho on G scaled to max_i G_ii = 1, rho > 0, searching
     up from ``mu_start`` (times 16 each step) to ``mu_max``.
@@ -189,7 +189,7 @@ def cagrad_search(G, rho, tol, max_iter, mu_start, mu_max):
     return z_best, mu_best, it, status, psi_best, nu, lam
 
 
-@njit(cache=True)
+@entry
 def inner_certificate(G, z, mu, rho):
     """The inner weights w* = ((1 + mu) z - 1/K) / mu (exact zeros where z sits on its
     bound), the inner problem's KKT residual at w* and its objective F(w*).

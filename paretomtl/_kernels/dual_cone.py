@@ -31,9 +31,9 @@ contiguous float64 arrays.
 """
 
 import numpy as np
-from numba import njit
 
-from paretomtl._kernels.linalg import FAST, chol_append, chol_delete, chol_solve
+from paretomtl._kernels._jit import entry, jit
+from paretomtl._kernels.linalg import chol_append, chol_delete, chol_solve
 
 STATUS_OPTIMAL = 0
 STATUS_MAX_ITER = 1
@@ -53,7 +53,7 @@ _STALL = 1e-9
 _ENTER = 0.5
 
 
-@njit(cache=True, fastmath=FAST)
+@jit
 def _multipliers(Gs, b, free, xf, f, y):
     """y = b + G[:, F] x_F, the multipliers G v at v = u + x."""
     K = Gs.shape[0]
@@ -66,7 +66,7 @@ def _multipliers(Gs, b, free, xf, f, y):
             y[i] += a * row[i]
 
 
-@njit(cache=True, fastmath=FAST)
+@jit
 def _refine(Gs, R, b, free, xf, f, y, rhs, step):
     """One step of iterative refinement of x_F (G_FF x_F = -b_F), kept only if it
     leaves every free coordinate positive and does not increase max |(G v)_F|."""
@@ -94,7 +94,7 @@ def _refine(Gs, R, b, free, xf, f, y, rhs, step):
         _multipliers(Gs, b, free, xf, f, y)
 
 
-@njit(cache=True, fastmath=FAST)
+@jit
 def project_dual_cone(G, U, tol, max_iter):
     """Solve ``v_r = argmin_{v >= U[r]} v^T G v`` for every row r of U.
 
@@ -276,7 +276,7 @@ def project_dual_cone(G, U, tol, max_iter):
     return V, iterations, status, residual
 
 
-@njit(cache=True, fastmath=FAST)
+@entry
 def dual_cone_weights(G, U, coef, tol, max_iter, accept):
     """:func:`project_dual_cone` on every row of U, combined and summarised.
 

@@ -1,12 +1,12 @@
 """GradDrop's per-coordinate sums and sign choice, one pass over a float64 block."""
 
-from numba import njit
+from paretomtl._kernels._jit import jit
 
 # Columns per inner block: the five accumulators of a block stay in L1.
 _WIDTH = 512
 
 
-@njit(cache=True)
+@jit
 def sign_sums(J, leak, pos, neg, pos_kept, neg_kept, leaked, with_leak):
     """Per column m of the K x M float64 ``J``, added into the (M,) outputs:
     ``pos`` / ``neg`` the sums of the positive / negative entries; with ``with_leak``
@@ -35,7 +35,7 @@ def sign_sums(J, leak, pos, neg, pos_kept, neg_kept, leaked, with_leak):
                     neg[m] += min(g, 0.0)
 
 
-@njit(cache=True)
+@jit
 def sign_choice(pos, neg, pos_kept, neg_kept, leaked, fp, U, identity, with_leak, d):
     """``d[m]``: the kept sign's sum (positive if f(P) > U, negative if f(P) < U) plus
     the leaked part. With ``identity``, f(P) = P = pos / (pos - neg), 1/2 where both

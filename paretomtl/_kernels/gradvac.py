@@ -1,12 +1,12 @@
 """GradVac's adjustments carried out on the coefficient matrix in Gram space."""
 
 import numpy as np
-from numba import njit
 
+from paretomtl._kernels._jit import jit
 from paretomtl._kernels.linalg import FAST
 
 
-@njit(cache=True, fastmath=FAST)
+@jit(fastmath=FAST)
 def gradvac_coefficients(G, orders, targets, beta, every_pair):
     """Coefficients A with g_i' = sum_j A_ij g_j after GradVac's adjustments.
 

@@ -1,10 +1,11 @@
 """The unit-gradient solve of IMTL-G and ConFIG, by Cholesky with a certificate."""
 
 import numpy as np
-from numba import njit
+
+from paretomtl._kernels._jit import entry
 
 
-@njit(cache=True)
+@entry
 def unit_solve(G, rhs, bound, v):
     """v = N^-1 C^-1 rhs for the cosine matrix C = N^-1 G N^-1, where C is certified
     well conditioned; returns 1 then, else 0 (v is then unspecified).
@@ -68,7 +69,7 @@ def unit_solve(G, rhs, bound, v):
     return 1
 
 
-@njit(cache=True)
+@entry
 def projection_spread(G, w):
     """(max - min) / max |.| of (G w)_i / sqrt(G_ii) over the rows with G_ii > 0
     (0 if there are none or all are 0): how unequal the projections of d = w @ J

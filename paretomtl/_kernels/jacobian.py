@@ -38,8 +38,9 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from numba import config, njit
+from numba import config
 
+from paretomtl._kernels._jit import jit
 from paretomtl._kernels.linalg import FAST
 
 # Columns per block: a float32 block of 32 rows is 64 KB, inside a core's L2 cache;
@@ -53,7 +54,7 @@ _PART_BYTES = 1 << 19
 COMBINE_WIDTH = 1024
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
+@jit(nogil=True, fastmath=FAST)
 def gram_columns(J, start, stop, acc):  # pragma: no cover - compiled
     """Add the Gram matrix of ``J[:, start:stop]`` to the upper 4 x 4 tiles of ``acc``.
 
@@ -166,7 +167,7 @@ def gram_columns(J, start, stop, acc):  # pragma: no cover - compiled
                 r[jb + 3] += s33
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
+@jit(nogil=True, fastmath=FAST)
 def combine_columns(w, J, out, start, stop):  # pragma: no cover - compiled
     """``out[start:stop] = w @ J[:, start:stop]``, summed in float64 (w is float64),
     rounded once to out's dtype; up to four rows of J per pass over a block."""

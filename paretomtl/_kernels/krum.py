@@ -1,13 +1,14 @@
 """Krum's scores from a Gram matrix."""
 
 import numpy as np
-from numba import njit
+
+from paretomtl._kernels._jit import jit
 
 # Above this many excluded neighbours per row, sort the row instead of tracking them.
 _TRACK = 16
 
 
-@njit(cache=True)
+@jit
 def krum_scores(G, neighbours, squared):
     """Score of each row: the sum of its ``neighbours`` smallest distances to the
     other rows, squared (``squared``) or not, with d_ij^2 = G_ii + G_jj - 2 G_ij

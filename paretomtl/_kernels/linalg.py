@@ -1,15 +1,20 @@
 """Small dense linear algebra on K x K float64 arrays, compiled with numba.
 
 Private: the wrappers in ``paretomtl.solvers`` validate input once and call these on
-contiguous float64 arrays. Nothing here is compiled at import time (``cache=True``
-stores the machine code on disk after the first call).
+contiguous float64 arrays. Nothing here is compiled at import time (see
+:mod:`paretomtl._kernels._jit`). Every kernel here is compiled without fast-math, as
+entry points need: loops that sum run in order, and the long ones are written so
+that they vectorise all the same (along contiguous rows, one sum per entry).
 """
 
 import numpy as np
-from numba import njit
 
-# Reassociation lets reductions vectorise. No "nnan"/"ninf": check_gram tests
-# finiteness, which those flags would compile away.
+from paretomtl._kernels._jit import entry, jit
+
+# Fast-math, for the kernels that Python never runs (no entry point reaches them: see
+# paretomtl._kernels._jit), where it pays: the blocked passes over J and GradVac's
+# O(K^3) dot products. Reassociation lets sums vectorise. No "nnan"/"ninf", which
+# would compile finiteness tests away.
 FAST = {"reassoc", "contract", "nsz", "arcp"}
 
 # Status codes returned by ``check_gram``.
@@ -19,7 +24,7 @@ GRAM_NOT_SYMMETRIC = 2
 GRAM_NOT_PSD = 3
 
 
-@njit(cache=True)
+@entry
 def check_gram(G, rtol, out):
     """Classify a square matrix as a usable Gram matrix; write its symmetric part.
 
@@ -50,7 +55,9 @@ def check_gram(G, rtol, out):
             for j in range(K):
                 if G[i, j] != 0.0:
                     return GRAM_NOT_PSD, scale
-        out[:, :] = 0.0
+        for i in range(K):
+            for j in range(K):
+                out[i, j] = 0.0
         return GRAM_OK, scale
     for i in range(K):
         for j in range(i + 1, K):
@@ -70,7 +77,7 @@ def check_gram(G, rtol, out):
     return GRAM_OK, scale
 
 
-@njit(cache=True, fastmath=FAST)
+@jit
 def chol_factor(M):
     """Upper-triangular R with R^T R = M, as ``(ok, R)``; ok is False if M is not PD.
 
@@ -112,18 +119,23 @@ def chol_factor(M):
     return True, R
 
 
-@njit(cache=True, fastmath=FAST)
+@jit
 def matvec(G, x, out):
-    """out = G @ x with plain loops (no BLAS threads for small matrices)."""
+    """out = G @ x for a symmetric G, with plain loops (no BLAS threads for small
+    matrices): out = sum_j x_j G[j, :], row j of G added in turn, so that each entry is
+    the sum over j in order that the loop over a row of G would form, while the inner
+    loop runs along a contiguous row and vectorises without reassociation."""
     n = G.shape[0]
     for i in range(n):
-        t = 0.0
-        for j in range(n):
-            t += G[i, j] * x[j]
-        out[i] = t
+        out[i] = 0.0
+    for j in range(n):
+        xj = x[j]
+        row = G[j]
+        for i in range(n):
+            out[i] += row[i] * xj
 
 
-@njit(cache=True, fastmath=FAST)
+@jit
 def chol_append(R, k, col, diag):
     """Grow the upper-triangular factor ``R[:k, :k]`` (``R^T R = M``) by one column.
 
@@ -143,7 +155,7 @@ def chol_append(R, k, col, diag):
     return diag - ss
 
 
-@njit(cache=True, fastmath=FAST)
+@jit
 def chol_delete(R, k, p):
     """Remove row/column ``p`` of M from its factor ``R[:k, :k]`` in place.
 
@@ -173,11 +185,12 @@ def chol_delete(R, k, p):
         R[k - 1, q] = 0.0
 
 
-@njit(cache=True, fastmath=FAST)
+@jit
 def chol_solve(R, k, b, out):
     """Solve ``R^T R x = b`` for the leading ``k`` entries; writes x into ``out``.
 
-    Both triangular solves read R by rows (contiguous), so the inner loops vectorise.
+    Both triangular solves read R by rows (contiguous): the forward one updates the
+    remaining entries along a row (it vectorises), the backward one sums along a row.
     """
     for i in range(k):
         out[i] = b[i]

@@ -1,13 +1,15 @@
 """MoCo's step on the weights of its tracked gradients: one gradient step, then back
 onto the simplex (by projection or by the softmax)."""
 
-import numpy as np
-from numba import njit
+import math
 
+import numpy as np
+
+from paretomtl._kernels._jit import entry
 from paretomtl._kernels.simplex_steps import project_into
 
 
-@njit(cache=True)
+@entry
 def lambda_step(YY, lam, gamma, rho, project, out):
     """``out`` = P(lam - gamma (YY + rho I) lam), P the Euclidean projection onto the
     simplex (``project``) or the softmax; returns False, with ``out`` untouched, when
@@ -35,7 +37,7 @@ def lambda_step(YY, lam, gamma, rho, project, out):
         return True
     total = 0.0
     for i in range(K):
-        v[i] = np.exp(v[i])
+        v[i] = math.exp(v[i])  # libm's exp, compiled or run as Python
         total += v[i]
     for i in range(K):
         out[i] = v[i] / total

@@ -29,9 +29,9 @@ on contiguous float64 arrays.
 """
 
 import numpy as np
-from numba import njit
 
-from paretomtl._kernels.linalg import FAST, chol_append, chol_delete, chol_solve
+from paretomtl._kernels._jit import entry, jit
+from paretomtl._kernels.linalg import chol_append, chol_delete, chol_solve
 
 ROUTE_QP = 0
 ROUTE_INFEASIBLE = 1
@@ -39,7 +39,7 @@ ROUTE_ZERO_PRIMARY = 2
 ROUTE_ZERO_DIRECTION = 3
 
 
-@njit(cache=True, fastmath=FAST)
+@jit
 def _back(R, f, y, out):
     """Solve R[:f, :f] out = y (upper triangular), y the column written by chol_append."""
     for i in range(f - 1, -1, -1):
@@ -49,7 +49,7 @@ def _back(R, f, y, out):
         out[i] = t / R[i, i]
 
 
-@njit(cache=True, fastmath=FAST)
+@jit
 def _slacks(Q, b, act, mu, f, p_extra, s):
     """s = Q mu - b, mu supported on the active set and, when p_extra >= 0, on p_extra."""
     n = b.shape[0]
@@ -68,7 +68,7 @@ def _slacks(Q, b, act, mu, f, p_extra, s):
             s[j] += m * row[j]
 
 
-@njit(cache=True, fastmath=FAST)
+@jit
 def _residual(s, mu, in_act, ref):
     """The KKT residual: the largest violation of s >= 0, and of s = 0 where mu > 0,
     relative to ``ref + sum mu``."""
@@ -84,7 +84,7 @@ def _residual(s, mu, in_act, ref):
     return res / total if total > 0.0 else 0.0
 
 
-@njit(cache=True, fastmath=FAST)
+@jit
 def solve_pcd_qp(N, tau, tol, dep_tol, max_iter):
     """Solve PCD's QP on the K x K normalised Gram matrix N (N_00 > 0).
 
@@ -247,7 +247,7 @@ def solve_pcd_qp(N, tau, tol, dep_tol, max_iter):
     return mu, False, cert, it, capped, res
 
 
-@njit(cache=True, fastmath=FAST)
+@entry
 def pcd_step(G, ema, beta, correction, eps, tau, precision, tol, dep_tol, max_iter):
     """One PCD step on the K x K Gram matrix G of the raw gradients.
 

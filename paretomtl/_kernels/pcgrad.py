@@ -1,12 +1,11 @@
 """PCGrad's projections carried out on the coefficient matrix in Gram space."""
 
 import numpy as np
-from numba import njit
 
-from paretomtl._kernels.linalg import FAST
+from paretomtl._kernels._jit import entry
 
 
-@njit(cache=True, fastmath=FAST)
+@entry
 def pcgrad_coefficients(G, orders, allowed):
     """Coefficients A with g_i^PC = sum_j A_ij g_j after PCGrad's projections.
 

@@ -22,10 +22,9 @@ The method terminates in finitely many steps with the exact optimum (up to round
 """
 
 import numpy as np
-from numba import njit
 
+from paretomtl._kernels._jit import entry, jit
 from paretomtl._kernels.linalg import (
-    FAST,
     chol_append,
     chol_delete,
     chol_factor,
@@ -38,7 +37,7 @@ STATUS_MAX_ITER = 1
 STATUS_STALLED = 2  # rounding stops progress; the KKT residual says how close we are
 
 
-@njit(cache=True)
+@jit
 def _slack(c):
     """``(1 - sum(c), any(c != 0))``: the weight left above the bounds, and whether
     there are bounds at all (c = 0 is MGDA)."""
@@ -51,7 +50,22 @@ def _slack(c):
     return s, bounded
 
 
-@njit(cache=True)
+@jit
+def _min(x):
+    """The smallest entry of x (NaN if one is NaN), as ``np.min``."""
+    m = x[0]
+    if m != m:
+        return m
+    for i in range(1, x.size):
+        v = x[i]
+        if v != v:
+            return v
+        if v < m:
+            m = v
+    return m
+
+
+@entry
 def kkt_residual(G, w, c):
     """Return ``(mu, residual)`` for the bounded simplex QP at a feasible ``w``.
 
@@ -71,7 +85,7 @@ def kkt_residual(G, w, c):
             acc += x * Gw[i]
     if s <= 0.0:
         # Every coordinate sits on its bound: any mu <= min (G w)_i satisfies KKT.
-        return np.min(Gw), 0.0
+        return _min(Gw), 0.0
     mu = acc / s
     res = 0.0
     for i in range(K):
@@ -84,7 +98,7 @@ def kkt_residual(G, w, c):
     return mu, res
 
 
-@njit(cache=True, fastmath=FAST)
+@jit
 def _affine_minimiser(R, k, e, h, s, u, z, x, shifted):
     """x = nu M^{-1} 1 - M^{-1} h with nu chosen so that sum(x) = s (h = 0 unless shifted)."""
     chol_solve(R, k, e, u)
@@ -108,7 +122,7 @@ def _affine_minimiser(R, k, e, h, s, u, z, x, shifted):
 _WARM_START_K = 12
 
 
-@njit(cache=True)
+@jit
 def _warm_start(G, c, Gc, s, bounded, aug, w, R, S, in_S):
     """Guess the optimal corral from the equality-constrained optimum; return its size.
 
@@ -121,10 +135,13 @@ def _warm_start(G, c, Gc, s, bounded, aug, w, R, S, in_S):
     G): the caller then starts from a vertex.
     """
     K = G.shape[0]
-    idx = np.arange(K)
-    e = np.ones(K)
+    idx = np.empty(K, dtype=np.int64)  # the candidate corral, in its first n entries
+    e = np.empty(K)
+    for i in range(K):
+        idx[i] = i
+        e[i] = 1.0
+    n = K
     for _ in range(8):
-        n = idx.size
         M = np.empty((n, n))
         h = np.empty(n)
         for a in range(n):
@@ -138,9 +155,15 @@ def _warm_start(G, c, Gc, s, bounded, aug, w, R, S, in_S):
         z = np.empty(n)
         x = np.empty(n)
         _affine_minimiser(Rs, n, e, h, s, u, z, x, bounded)
-        if np.all(x > 0.0):
-            w[:] = c
-            in_S[:] = False
+        positive = 0
+        for a in range(n):
+            if x[a] > 0.0:
+                idx[positive] = idx[a]  # keep the positive ones, in order
+                positive += 1
+        if positive == n:
+            for i in range(K):
+                w[i] = c[i]
+                in_S[i] = False
             for a in range(n):
                 w[idx[a]] += x[a]
                 S[a] = idx[a]
@@ -148,13 +171,13 @@ def _warm_start(G, c, Gc, s, bounded, aug, w, R, S, in_S):
                 for b in range(n):
                     R[a, b] = Rs[a, b]
             return n
-        idx = idx[x > 0.0]
-        if idx.size == 0:
+        n = positive
+        if n == 0:
             return 0
     return 0
 
 
-@njit(cache=True, fastmath=FAST)
+@jit
 def wolfe(G, c, tol, max_iter, aug):
     """Exact minimiser of w^T G w over {w >= c, sum w = 1} (Wolfe's corral method).
 
@@ -168,14 +191,20 @@ def wolfe(G, c, tol, max_iter, aug):
     s, bounded = _slack(c)
     Gc = np.empty(K)
     matvec(G, c, Gc)
-    e = np.ones(K)
+    e = np.empty(K)
     u = np.empty(K)
     z = np.empty(K)
     x = np.empty(K)
-    w = c.copy()
-    R = np.zeros((K, K))
+    w = np.empty(K)
+    R = np.empty((K, K))
     S = np.empty(K, dtype=np.int64)
-    in_S = np.zeros(K, dtype=np.bool_)
+    in_S = np.empty(K, dtype=np.bool_)
+    for i in range(K):
+        e[i] = 1.0
+        w[i] = c[i]
+        in_S[i] = False
+        for j in range(K):
+            R[i, j] = 0.0
     k = 0
     if K >= _WARM_START_K:
         k = _warm_start(G, c, Gc, s, bounded, aug, w, R, S, in_S)
@@ -203,7 +232,8 @@ def wolfe(G, c, tol, max_iter, aug):
         it += 1
         # Major cycle: is some coordinate off the corral worth freeing?
         # G w = G c + sum over the corral of (w - c)_q G[q, :] (G symmetric).
-        Gw[:] = Gc
+        for j in range(K):
+            Gw[j] = Gc[j]
         for i in range(k):
             q = S[i]
             xq = w[q] - c[q]
@@ -335,7 +365,8 @@ def wolfe(G, c, tol, max_iter, aug):
             if k == 0:
                 # Rounding removed everything (cannot happen in exact arithmetic):
                 # fall back to the entering vertex.
-                w[:] = c
+                for j in range(K):
+                    w[j] = c[j]
                 w[jn] += s
                 R[0, 0] = np.sqrt(G[jn, jn] + aug)
                 S[0] = jn
@@ -357,7 +388,7 @@ def wolfe(G, c, tol, max_iter, aug):
     return w, it, status
 
 
-@njit(cache=True)
+@jit
 def _renormalise(w, c, S, k, s):
     """Rescale the free part of w so that it sums to s exactly."""
     tot = 0.0
@@ -368,7 +399,7 @@ def _renormalise(w, c, S, k, s):
             w[S[i]] = c[S[i]] + (w[S[i]] - c[S[i]]) * (s / tot)
 
 
-@njit(cache=True)
+@jit
 def _refine(G, c, w, R, S, k):
     """Iterative refinement of the corral's weights (at most two steps).
 
@@ -378,13 +409,16 @@ def _refine(G, c, w, R, S, k):
     """
     if k < 2:
         return
-    e = np.ones(k)
+    K = w.size
+    e = np.empty(k)
+    for i in range(k):
+        e[i] = 1.0
     rho = np.empty(k)
     u = np.empty(k)
     z = np.empty(k)
     d = np.empty(k)
-    trial = w.copy()
-    Gw = np.empty(w.size)
+    trial = np.empty(K)
+    Gw = np.empty(K)
     _, res = kkt_residual(G, w, c)
     for _ in range(2):
         matvec(G, w, Gw)
@@ -397,8 +431,11 @@ def _refine(G, c, w, R, S, k):
         mu = acc / s
         for i in range(k):
             rho[i] = Gw[S[i]] - mu
-        _affine_minimiser(R, k, e, rho, 0.0, u, z, d, True)
-        trial[:] = w
+        # shifted = True, passed as a value (k > 1 holds here): a literal True would
+        # make numba compile a second version of _affine_minimiser.
+        _affine_minimiser(R, k, e, rho, 0.0, u, z, d, k > 1)
+        for i in range(K):
+            trial[i] = w[i]
         ok = True
         for i in range(k):
             v = w[S[i]] + d[i]
@@ -412,11 +449,12 @@ def _refine(G, c, w, R, S, k):
         _, res_new = kkt_residual(G, trial, c)
         if res_new >= res:
             return
-        w[:] = trial
+        for i in range(K):
+            w[i] = trial[i]
         res = res_new
 
 
-@njit(cache=True, fastmath=FAST)
+@entry
 def frank_wolfe(G, w0, tol, max_iter):
     """Frank-Wolfe with exact line search for min w^T G w on the simplex.
 
@@ -461,7 +499,7 @@ _PINNED = 1e-13
 _SMALL_CORRAL = 1e-4
 
 
-@njit(cache=True, fastmath=FAST)
+@jit
 def _objective(G, w):
     K = G.shape[0]
     v = 0.0
@@ -474,7 +512,7 @@ def _objective(G, w):
     return v
 
 
-@njit(cache=True)
+@entry
 def solve_exact(G, c, tol, max_iter):
     """The whole exact route in one compiled call (Python overhead is the budget).
 
@@ -495,21 +533,25 @@ def solve_exact(G, c, tol, max_iter):
     it = 0
     status = STATUS_OPTIMAL
     pinned = s <= _PINNED
-    Gs = G / scale if scale > 0.0 else G
-    if pinned:
-        # Bounds summing to one (within rounding): the single feasible point. Its
-        # rounding excess, if any, is spread evenly so that w >= c holds exactly.
-        w = c + max(s, 0.0) / K
-    elif scale <= 0.0 or K == 1:
-        # Zero gradients (every point optimal: take the most even one), or one task.
-        w = c + s / K
+    Gs = G
+    if scale > 0.0:
+        Gs = np.empty((K, K))
+        for i in range(K):
+            for j in range(K):
+                Gs[i, j] = G[i, j] / scale
+    w = np.empty(K)
+    if pinned or scale <= 0.0 or K == 1:
+        # Pinned: bounds summing to one (within rounding), the single feasible point;
+        # its rounding excess, if any, is spread evenly so that w >= c holds exactly.
+        # Else zero gradients (every point optimal: take the most even one), or one task.
+        share = (max(s, 0.0) if pinned else s) / K
+        for i in range(K):
+            w[i] = c[i] + share
     else:
         if not bounded and n_zero > 0:
             # A zero gradient puts the origin in the hull: spread over the zero rows.
-            w = np.zeros(K)
             for i in range(K):
-                if G[i, i] == 0.0:
-                    w[i] = 1.0 / n_zero
+                w[i] = 1.0 / n_zero if G[i, i] == 0.0 else 0.0
         elif not bounded and K == 2:
             den = Gs[0, 0] + Gs[1, 1] - 2.0 * Gs[0, 1]  # ||g_1 - g_2||^2
             if den > 0.0:
@@ -519,7 +561,8 @@ def solve_exact(G, c, tol, max_iter):
                 a = 1.0 if Gs[0, 0] < Gs[1, 1] else 0.0
             else:
                 a = 0.5
-            w = np.array([a, 1.0 - a])
+            w[0] = a
+            w[1] = 1.0 - a
         else:
             w, it, status = wolfe(Gs, c, tol, max_iter, 1.0)
             sigma = 0.0

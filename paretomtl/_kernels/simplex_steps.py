@@ -7,10 +7,11 @@ its first call, then cached on disk.
 """
 
 import numpy as np
-from numba import njit
+
+from paretomtl._kernels._jit import entry, jit
 
 
-@njit(cache=True)
+@jit
 def project_into(y, out, u):
     """Euclidean projection of the vector ``y`` onto {x >= 0, sum(x) = 1}, by sorting,
     written into ``out`` (``u`` is scratch space of the same length; ``out`` may be y).
@@ -44,7 +45,7 @@ def project_into(y, out, u):
         out[i] = v if v > 0.0 else 0.0
 
 
-@njit(cache=True)
+@entry
 def project_simplex(y):
     """:func:`project_into` returning a new array."""
     out = np.empty(y.shape[0])
@@ -52,7 +53,7 @@ def project_simplex(y):
     return out
 
 
-@njit(cache=True)
+@entry
 def modo_step(G, lam, gamma, rho):
     """MoDo's update: Proj_simplex(lam - gamma (G lam + rho lam)).
 
@@ -75,7 +76,7 @@ def modo_step(G, lam, gamma, rho):
     return out, y, ok
 
 
-@njit(cache=True)
+@entry
 def sdmgrad_inner(G, w, pref, lam, lr, momentum, n_iter, eps):
     """SDMGrad's normalisation and inner loop: ``n_iter`` projected heavy-ball steps.
 
@@ -121,7 +122,7 @@ def sdmgrad_inner(G, w, pref, lam, lr, momentum, n_iter, eps):
     return w, change
 
 
-@njit(cache=True)
+@jit
 def excess_accumulate(J, S, eps):
     """Add J**2 to S in place; return E_i = sum_m J_im^2 / sqrt(S_im + eps) (new S).
 

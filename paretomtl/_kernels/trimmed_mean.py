@@ -1,13 +1,14 @@
 """TrimmedMean's coordinate-wise sums without the extremes (trim 0 or 1), one pass."""
 
 import numpy as np
-from numba import njit
+
+from paretomtl._kernels._jit import jit
 
 # Columns per inner block: the block's running extremes and sums stay in L1.
 _WIDTH = 512
 
 
-@njit(cache=True)
+@jit
 def trimmed_sums(J, trim, out):
     """``out[m]``: the sum of column m of the K x M float64 ``J``, tasks in order,
     without (``trim`` = 1) its first smallest and its last largest entry, rows that
