@@ -221,19 +221,7 @@ class _Core:
             raise ValueError(f"state['steps'] must be an integer >= 0; got {steps!r}")
         rng = generator().check(state["rng"], 0, "state['rng']")
         saved = state["method_state"]
-        method: Any = self.method if self.route.fixed else None
-        if saved is not None:
-            try:
-                trial = copy.deepcopy(method) if method is not None else None
-                if trial is None:
-                    trial = self.route.build(saved["num_tasks"])
-                trial.load_state_dict(saved)
-            except (TypeError, ValueError, KeyError) as exc:
-                raise ValueError(f"state['method_state']: {exc}") from None
-            if method is None:
-                method = trial
-            else:
-                method.load_state_dict(saved)  # the user's own object, checked above
+        method: Any = self.route.loaded(self.method, saved)
         self.method = method
         self.num_tasks = getattr(method, "num_tasks", None) if saved is not None else None
         self.steps = int(steps)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -429,20 +428,7 @@ class Aggregator:
                 tracker.load_state_dict(tracked)
             except (TypeError, ValueError, KeyError) as exc:
                 raise ValueError(f"state['conflicts']: {exc}") from None
-        saved = state["method_state"]
-        method = self._method if self.route.fixed else None
-        if saved is not None:
-            try:
-                trial = copy.deepcopy(method) if method is not None else None
-                if trial is None:
-                    trial = self.route.build(saved["num_tasks"])
-                trial.load_state_dict(saved)
-            except (TypeError, ValueError, KeyError) as exc:
-                raise ValueError(f"state['method_state']: {exc}") from None
-            if method is None:
-                method = trial
-            else:
-                method.load_state_dict(saved)  # the user's own object, checked above
+        method = self.route.loaded(self._method, state["method_state"])
         self._method = method
         self._tracker = tracker
         self.steps = steps
@@ -610,20 +596,8 @@ class Aggregator:
     ) -> StepInfo:
         K = len(losses)
         representation = self.mode == "representation"
-        if representation:
-            if features is None:
-                raise ValueError("mode='representation' needs features= (the shared z)")
-            inputs = _as_param_list(
-                [features] if isinstance(features, torch.Tensor) else features, "features"
-            )
-        else:
-            inputs = shared
         # Task-specific parameters: one ordinary backward of the summed losses, later.
-        if task_params is None:
-            exclude = {id(t) for t in shared} | {id(t) for t in inputs}
-            task_list = [t for t in graph_leaves(losses) if id(t) not in exclude]
-        else:
-            task_list = list(task_params)
+        inputs, task_list = self._inputs(losses, shared, features, task_params)
         # Free the graph with the last per-task backward when nothing else needs it.
         keep = retain_graph or bool(task_list) or representation
         mode = "autograd" if representation else self.mode
@@ -955,13 +929,11 @@ class Aggregator:
             f"gradient of task {i} has NaN or Inf{where}", shared, scaler, values
         )
 
-    def _replicated_step(
-        self, method, losses, values, shared, features, task_params, scale, scaler, retain_graph
-    ) -> StepInfo:
-        grp = self._group
-        K = len(losses)
-        representation = self.mode == "representation"
-        if representation:
+    def _inputs(self, losses, shared, features, task_params):
+        """What the per-task gradients are taken at (the shared parameters, or the
+        features in representation mode) and the task-specific parameters (given, or
+        the graph's other leaves)."""
+        if self.mode == "representation":
             if features is None:
                 raise ValueError("mode='representation' needs features= (the shared z)")
             inputs = _as_param_list(
@@ -969,29 +941,46 @@ class Aggregator:
             )
         else:
             inputs = shared
-        if task_params is None:
-            exclude = {id(t) for t in shared} | {id(t) for t in inputs}
-            task_list = [t for t in graph_leaves(losses) if id(t) not in exclude]
-        else:
-            task_list = _trainable(task_params, "task_params")
+        if task_params is not None:
+            return inputs, _trainable(task_params, "task_params")
+        exclude = {id(t) for t in shared} | {id(t) for t in inputs}
+        return inputs, [t for t in graph_leaves(losses) if id(t) not in exclude]
+
+    def _open_step(self, K, shared, task_list, values, scaler) -> StepInfo | None:
+        """The agreement that opens a distributed step (sizes, a non-finite loss on any
+        rank, a bad micro-batch held): None to go on, else the skipped step's info,
+        taken on every rank together. Inside accumulate() nothing is communicated."""
+        bad = ~np.isfinite(values)
+        if self._accumulating:
+            if not bad.any():
+                return None
+            i = int(np.flatnonzero(bad)[0])
+            return self._non_finite(f"loss of task {i} is {values[i]}", shared, scaler, values)
+        held_bad = (self._pending or {}).get("bad")
         sizes = {
             "the number of tasks": K,
             "the shared entries": sum(p.numel() for p in shared),
             "the task-specific entries": sum(p.numel() for p in task_list),
         }
-        bad_loss = not np.isfinite(values).all()
-        held_bad = (self._pending or {}).get("bad")
-        if not self._accumulating:
-            if grp.agree(sizes, bad_loss or held_bad is not None):
-                self._pending = None
-                why = held_bad or "a loss is non-finite on some rank"
-                if bad_loss:
-                    i = int(np.flatnonzero(~np.isfinite(values))[0])
-                    why = f"loss of task {i} is {values[i]} on rank {grp.rank}"
-                return self._non_finite(why, shared, scaler, values)
-        elif bad_loss:
-            i = int(np.flatnonzero(~np.isfinite(values))[0])
-            return self._non_finite(f"loss of task {i} is {values[i]}", shared, scaler, values)
+        if not self._group.agree(sizes, bool(bad.any()) or held_bad is not None):
+            return None
+        self._pending = None
+        why = held_bad or "a loss is non-finite on some rank"
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            why = f"loss of task {i} is {values[i]} on rank {self._group.rank}"
+        return self._non_finite(why, shared, scaler, values)
+
+    def _replicated_step(
+        self, method, losses, values, shared, features, task_params, scale, scaler, retain_graph
+    ) -> StepInfo:
+        grp = self._group
+        K = len(losses)
+        representation = self.mode == "representation"
+        inputs, task_list = self._inputs(losses, shared, features, task_params)
+        skipped = self._open_step(K, shared, task_list, values, scaler)
+        if skipped is not None:
+            return skipped
         mode = "autograd" if representation else self.mode
         direct = (
             grp.mode == "exact"
@@ -1238,22 +1227,9 @@ class Aggregator:
         overlap = [i for i, p in enumerate(task_list) if id(p) in shared_ids]
         if overlap:
             raise ValueError(f"task_params[{overlap[0]}] is also in shared_params")
-        sizes = {
-            "the number of tasks": K,
-            "the shared entries": sum(p.numel() for p in shared),
-            "the task-specific entries": sum(p.numel() for p in task_list),
-        }
-        bad_loss = not np.isfinite(values).all()
-        held_bad = (self._pending or {}).get("bad")
-        if not self._accumulating:
-            if grp.agree(sizes, bad_loss or held_bad is not None):
-                self._pending = None
-                return self._non_finite(
-                    held_bad or "a loss is non-finite on some rank", shared, None, values
-                )
-        elif bad_loss:
-            i = int(np.flatnonzero(~np.isfinite(values))[0])
-            return self._non_finite(f"loss of task {i} is {values[i]}", shared, None, values)
+        skipped = self._open_step(K, shared, task_list, values, None)
+        if skipped is not None:
+            return skipped
         everything = [*shared, *task_list]
         stash = [p.grad for p in everything]
         for p in everything:

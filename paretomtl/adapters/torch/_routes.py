@@ -20,10 +20,12 @@ method it runs.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -62,6 +64,24 @@ class Route:
     def __post_init__(self) -> None:
         if self.given is None:
             self.given = self.fixed
+
+    def loaded(self, current: Any, saved: dict | None) -> Any:
+        """The method object holding ``saved`` (a ``state_dict()``), or None for none
+        saved where the method is rebuilt at the next step. The state is loaded into a
+        copy first, so a bad one raises a ValueError (``state['method_state']: ...``)
+        and leaves ``current`` as it was; an object the user gave is loaded in place."""
+        method = current if self.fixed else None
+        if saved is None:
+            return method
+        try:
+            trial = copy.deepcopy(method) if method is not None else self.build(saved["num_tasks"])
+            trial.load_state_dict(saved)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ValueError(f"state['method_state']: {exc}") from None
+        if method is None:
+            return trial
+        method.load_state_dict(saved)  # checked on the copy above
+        return method
 
 
 class GradientRoute(Route):
