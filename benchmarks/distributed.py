@@ -375,6 +375,9 @@ def worker(rank: int, R: int, port: int, cfg: dict, out_path: str) -> None:
         if rank == 0:
             with open(out_path, "w") as f:
                 json.dump({"R": R, "timing": results, "toy": toy}, f)
+        # No rank tears gloo down while another is still in a collective: twice a rank
+        # aborted at exit ("terminate called without an active exception") without it.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 

@@ -106,7 +106,9 @@ def train(rank: int, world: int, args: argparse.Namespace) -> bool:
         torch.set_num_threads(1)
     dist.init_process_group("nccl" if use_cuda else "gloo", rank=rank, world_size=world)
     try:
-        return _train(rank, world, device, args)
+        result = _train(rank, world, device, args)
+        dist.barrier()  # every rank done before any tears the process group down
+        return result
     finally:
         dist.destroy_process_group()
 

@@ -278,6 +278,7 @@ def _two_ranks(rank, world, init_file, out_dir):
             opt.step()
         s = agg.method_state.log_variances.detach().numpy()
         np.save(f"{out_dir}/s{rank}.npy", s)
+        dist.barrier()  # no rank tears gloo down while another still uses it
     finally:
         dist.destroy_process_group()
 
