@@ -379,8 +379,9 @@ def on_page_content(html: str, page: Page, config: MkDocsConfig, files: Files) -
 
 
 def on_files(files: Files, config: MkDocsConfig) -> Files:
-    """Every example has its gallery page (docs/examples/NAME.md)."""
-    for source in sorted((ROOT / "examples").glob("*.py")):
+    """Every example has its gallery page (docs/examples/NAME.md); modules whose name
+    starts with an underscore are the examples' shared code, not examples."""
+    for source in sorted((ROOT / "examples").glob("[!_]*.py")):
         if files.get_file_from_path(f"examples/{source.stem}.md") is None:
             LOG.warning(
                 "examples/%s has no gallery page docs/examples/%s.md", source.name, source.stem
