@@ -471,6 +471,10 @@ def damage_cross(state, case):
             add(("adam_v",), np.full(K, 0.1), ["adam_m"])
         if s["adam_m"].any():  # moments before any step
             add(("step",), 0, ["adam_m"])
+        add(("averaged_steps",), s["step"] + 1, ["averaged_steps"])
+        if s["averaged_steps"]:
+            add(("weights_sum",), s["weights_sum"] * 2.0, ["weights_sum"])
+            add(("weights_sum",), None, ["weights_sum"])
     if cls == "GradVac":
         add(("targets",), s["targets"] + 0.5 * np.eye(K), ["targets"])
     if cls == "ConflictTracker":

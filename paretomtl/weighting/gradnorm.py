@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from paretomtl._checks import as_real_task_vector, check_choice, check_num_tasks, check_real
-from paretomtl.state import array, choice, count, real
+from paretomtl.state import added, array, choice, count, real
 from paretomtl.weighting._base import LossWeighting
 from paretomtl.weighting._optim import ADAM_MOMENT_BOUNDS, check_moments, descent_step
 from paretomtl.weighting._registry import register
@@ -106,6 +106,10 @@ class GradNorm(LossWeighting):
     gradients are 100x larger jump to the floor and back: scale ``lr`` to your norms.
     The paper trains w with the network's optimiser; Adam is the common choice.
 
+    :meth:`average_weights` returns the time average of the weights applied so far,
+    which the paper proposes as fixed weights for a fresh run (a grid search in one
+    run); :meth:`reset_average` starts its window anew, e.g. after a warm-up.
+
     Defaults: ``alpha = 1.5`` (the paper's common choice for real tasks; its
     synthetic example uses 0.12), ``lr = 0.025``. The first call records
     :math:`L_i(0)` unless ``initial_losses`` is given.
@@ -140,6 +144,9 @@ class GradNorm(LossWeighting):
         "_step": count(),
         "_adam_m": array("K", low=-ADAM_MOMENT_BOUNDS[0], high=ADAM_MOMENT_BOUNDS[0]),
         "_adam_v": array("K", ">= 0", high=ADAM_MOMENT_BOUNDS[1]),
+        # The time average's window (states saved before it existed start a new one).
+        "_weights_sum": added(array("K", ">= 0", optional=True), None),
+        "_averaged_steps": added(count(), 0),
     }
 
     def __init__(
@@ -174,6 +181,44 @@ class GradNorm(LossWeighting):
         self._step = 0
         self._adam_m = np.zeros(self.num_tasks)  # Adam's first and second moments
         self._adam_v = np.zeros(self.num_tasks)
+        self.reset_average()
+
+    def reset_average(self) -> None:
+        """Start a new window for :meth:`average_weights` (e.g. after a warm-up);
+        the weights themselves are unchanged."""
+        self._weights_sum = np.zeros(self.num_tasks)
+        self._averaged_steps = 0
+
+    def average_weights(self) -> np.ndarray:
+        r"""The time average of the weights applied since the start (or the last
+        :meth:`reset_average`): :math:`\bar w = \frac1T \sum_{t} w(t)` over the T
+        updates in the window, where w(t) is the weight vector in force when update t
+        was made (the one ``gradnorm(losses, grad_norms)`` returns). It sums to K.
+
+        The GradNorm paper (Chen et al. 2018, section 5.4) reports that these
+        time-averaged weights, used as fixed loss weights in a fresh run, come close to
+        the best fixed weights a grid search finds: a grid search in one run.
+
+        Raises:
+            ValueError: no update has been made in the window yet.
+
+        Example:
+            >>> from paretomtl.weighting import GradNorm
+            >>> gn = GradNorm(2, alpha=1.0, lr=0.1, optimizer="sgd")
+            >>> gn([1.0, 1.0], [1.0, 3.0])  # applies w(0), moves to w(1)
+            array([1., 1.])
+            >>> gn([1.0, 1.0], [1.0, 3.0])  # applies w(1)
+            array([1.22222222, 0.77777778])
+            >>> gn.average_weights()  # (w(0) + w(1)) / 2
+            array([1.11111111, 0.88888889])
+        """
+        if self._averaged_steps == 0:
+            since = "since reset_average()" if self._step else "yet"
+            raise ValueError(
+                f"average_weights(): no GradNorm update {since}; call it after at least "
+                "one update (gradnorm(losses, grad_norms) or update())"
+            )
+        return self._weights_sum / self._averaged_steps
 
     @property
     def weights(self) -> np.ndarray:
@@ -216,6 +261,11 @@ class GradNorm(LossWeighting):
                 f"of task {i} (grad_norms[{i}] = {float(n[i])!r}) overflows float64; "
                 "use a smaller lr"
             )
+        total = self._weights_sum
+        if total is None:  # a state saved before the time average existed: a new window
+            total, self._averaged_steps = np.zeros(K), 0
+        self._weights_sum = np.add(total, w)
+        self._averaged_steps += 1
         self._weights = _renormalised(np.maximum(w - delta, self.min_weight))
         self._initial_losses, self._adam_m, self._adam_v, self._step = L0, m, v, step
         return self.weights
@@ -249,3 +299,19 @@ class GradNorm(LossWeighting):
         # Weights or initial losses set at step 0 are a warm start, allowed; moments at
         # step 0 would be amplified by the bias correction, 1 / (1 - beta^t).
         check_moments(values)
+        averaged, total = values["_averaged_steps"], values["_weights_sum"]
+        if averaged > step:
+            raise ValueError(
+                f"state['averaged_steps'] = {averaged} exceeds state['step'] = {step}: "
+                "the time average cannot span more updates than were made"
+            )
+        if total is None and averaged > 0:
+            raise ValueError(
+                f"state['weights_sum'] is None with state['averaged_steps'] = {averaged}: "
+                "the time average needs the sum of the weights it averages"
+            )
+        if total is not None and not np.isclose(total.sum(), K * averaged, rtol=1e-6, atol=0.0):
+            raise ValueError(
+                f"state['weights_sum'] must sum to K * state['averaged_steps'] = "
+                f"{K * averaged}; got {total} (sum {total.sum()!r})"
+            )

@@ -280,6 +280,7 @@ def test_gradnorm_end_to_end_matches_numpy_route():
     layer = list(net.trunk[2].parameters())  # the last shared layer W
     agg = Aggregator("gradnorm", options={"alpha": 1.5, "lr": 0.05})
     reference = solvers.GradNorm(2, alpha=1.5, lr=0.05)
+    applied = []
     for _ in range(4):
         net.zero_grad()
         losses, _ = net.losses(x, ys)
@@ -288,9 +289,14 @@ def test_gradnorm_end_to_end_matches_numpy_route():
         values = np.array([float(v.detach()) for v in losses])
         w_before = reference.weights
         info = agg.backward(losses, net.shared(), layer=layer)
+        applied.append(info.weights)
         np.testing.assert_allclose(info.weights, w_before, rtol=1e-14)
         reference.update(values, norms)
         np.testing.assert_allclose(agg.method_state.weights, reference.weights, rtol=1e-10)
+    # The time average of the weights the steps applied (GradNorm's section 5.4).
+    np.testing.assert_allclose(
+        agg.method_state.average_weights(), np.mean(applied, axis=0), rtol=1e-14
+    )
     # The backward was of sum_i w_i L_i: the trunk's gradient is that weighted sum.
     net.zero_grad()
     losses, _ = net.losses(x, ys)

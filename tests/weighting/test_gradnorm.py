@@ -178,3 +178,100 @@ def test_bad_construction(kwargs):
 def test_load_state_dict_wrong_k():
     with pytest.raises(ValueError, match="tasks"):
         GradNorm(3).load_state_dict(GradNorm(2).state_dict())
+
+
+# -- the time-averaged weights (the paper's section 5.4: fixed weights from one run) ----
+def _random_steps(seed, K, T):
+    rng = np.random.default_rng(seed)
+    return [(rng.uniform(0.1, 2, K), rng.uniform(0, 5, K)) for _ in range(T)]
+
+
+@given(st.integers(1, 6), st.integers(1, 40), st.integers(0, 2**32 - 1), st.integers(0, 39))
+def test_average_weights_is_the_mean_of_the_applied_weights(K, T, seed, reset_at):
+    # Independent route: the weights the public call returns at each step, averaged
+    # by numpy over the window that starts at the last reset_average().
+    gn = GradNorm(K, alpha=0.5, lr=0.05)
+    applied = []
+    reset_at = min(reset_at, T - 1)
+    for t, (L, n) in enumerate(_random_steps(seed, K, T)):
+        if t == reset_at:
+            gn.reset_average()
+            applied = []
+        applied.append(gn(L, n))
+    np.testing.assert_allclose(gn.average_weights(), np.mean(applied, axis=0), rtol=1e-12)
+    np.testing.assert_allclose(gn.average_weights().sum(), K, rtol=1e-12)
+
+
+def test_average_weights_counts_update_calls_too():
+    # update() applies w(t) and returns w(t + 1): the average is over the w(t).
+    gn = GradNorm(2, alpha=1.0, lr=0.1, optimizer="sgd")
+    w1 = gn.update([1.0, 1.0], [1.0, 3.0])  # applied w(0) = (1, 1)
+    gn.update([1.0, 1.0], [1.0, 3.0])  # applied w(1)
+    np.testing.assert_allclose(gn.average_weights(), (np.ones(2) + w1) / 2, rtol=1e-15)
+
+
+def test_average_weights_before_any_update_raises():
+    gn = GradNorm(3)
+    with pytest.raises(ValueError, match="no GradNorm update yet"):
+        gn.average_weights()
+    gn([1.0, 1.0, 1.0], [1.0, 2.0, 3.0])
+    gn.reset_average()
+    with pytest.raises(ValueError, match="since reset_average"):
+        gn.average_weights()
+    weights = gn.weights
+    gn.reset()  # reset() also restarts the window
+    with pytest.raises(ValueError, match="no GradNorm update yet"):
+        gn.average_weights()
+    assert not np.array_equal(weights, gn.weights)
+
+
+def test_average_weights_survive_a_checkpoint_bit_for_bit():
+    steps = _random_steps(3, 3, 12)
+    straight = GradNorm(3, alpha=0.5, lr=0.05)
+    for L, n in steps:
+        straight(L, n)
+    first = GradNorm(3, alpha=0.5, lr=0.05)
+    for L, n in steps[:5]:
+        first(L, n)
+    resumed = GradNorm(3)
+    resumed.load_state_dict(first.state_dict())
+    for L, n in steps[5:]:
+        resumed(L, n)
+    assert resumed.average_weights().tobytes() == straight.average_weights().tobytes()
+
+
+def test_a_state_saved_before_the_time_average_existed_starts_a_new_window():
+    steps = _random_steps(5, 2, 6)
+    first = GradNorm(2, alpha=0.5, lr=0.05)
+    for L, n in steps[:3]:
+        first(L, n)
+    old = first.state_dict()
+    del old["weights_sum"], old["averaged_steps"]
+    resumed = GradNorm(2)
+    resumed.load_state_dict(old)
+    with pytest.raises(ValueError, match="no GradNorm update"):
+        resumed.average_weights()
+    applied = [resumed(L, n) for L, n in steps[3:]]
+    np.testing.assert_allclose(resumed.average_weights(), np.mean(applied, axis=0), rtol=1e-15)
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ({"averaged_steps": 9}, "exceeds state\\['step'\\]"),
+        ({"weights_sum": [5.0, 3.0]}, "must sum to K"),
+        ({"weights_sum": None}, "is None with"),
+        ({"weights_sum": [-1.0, 7.0]}, "weights_sum"),
+    ],
+)
+def test_inconsistent_time_average_states_are_refused(change, match):
+    gn = GradNorm(2)
+    for L, n in _random_steps(1, 2, 3):
+        gn(L, n)
+    state = {**gn.state_dict(), **change}
+    before = gn.average_weights()
+    with pytest.raises(ValueError, match=match):
+        GradNorm(2).load_state_dict(state)
+    with pytest.raises(ValueError, match=match):
+        gn.load_state_dict(state)
+    np.testing.assert_array_equal(gn.average_weights(), before)  # unchanged
