@@ -259,19 +259,35 @@ class SmoothTchebycheff(LossWeighting):
             )
         self._nadir = averages.copy()
 
-    def end_epoch(self) -> None:
-        """Close the epoch; closing the nadir epoch fixes the nadir point."""
+    def end_epoch(self) -> bool:
+        """Close the epoch; closing the nadir epoch fixes the nadir point.
+
+        A no-op, returning False, when no :meth:`update` came since the last epoch
+        ended (before the first step, or a second call): an empty epoch has no average
+        losses and does not count towards ``warmup_epochs``. Returns True when an epoch
+        was closed, as ``DynamicWeightAverage.end_epoch()`` does.
+
+        Example:
+            >>> from paretomtl.weighting import SmoothTchebycheff
+            >>> stch = SmoothTchebycheff(2, warmup_epochs=1)
+            >>> stch.end_epoch()  # nothing to close yet
+            False
+            >>> _ = stch.update([1.0, 2.0])
+            >>> stch.end_epoch(), stch.phase
+            (True, 'nadir')
+        """
         if self.per != "epoch":
             raise ValueError(
                 "end_epoch() is for per='epoch'; with per='step' every update is a period"
             )
         if self._count == 0:
-            raise ValueError("end_epoch() with no update() since the last epoch ended")
+            return False
         if self.phase == "nadir":
             self._set_nadir(self._loss_mean, "average losses")
         self._loss_mean = np.zeros(self.num_tasks)
         self._count = 0
         self._periods += 1
+        return True
 
     def check_state(self, values: dict) -> None:
         W, e, n = values["warmup_epochs"], values["_periods"], values["_count"]

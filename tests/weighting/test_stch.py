@@ -251,8 +251,20 @@ def test_a_zero_nadir_names_the_task_and_changes_nothing():
 def test_end_epoch_misuse():
     with pytest.raises(ValueError, match="per='step'"):
         SmoothTchebycheff(2, per="step").end_epoch()
-    with pytest.raises(ValueError, match="no update"):
-        SmoothTchebycheff(2).end_epoch()
+
+
+def test_an_empty_epoch_is_a_no_op():
+    # As DWA's: an epoch with no update has no average losses and counts for nothing.
+    stch = SmoothTchebycheff(2, warmup_epochs=1)
+    assert stch.end_epoch() is False
+    assert (stch.phase, stch.state_dict()["periods"]) == ("warmup", 0)
+    stch.update([1.0, 2.0])
+    assert stch.end_epoch() is True
+    assert stch.end_epoch() is False  # a second call: still the nadir epoch, no nadir yet
+    assert stch.phase == "nadir" and stch.nadir is None
+    stch.update([3.0, 1.0])
+    assert stch.end_epoch() is True
+    np.testing.assert_array_equal(stch.nadir, [3.0, 1.0])
 
 
 def test_defaults():
