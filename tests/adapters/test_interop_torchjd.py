@@ -28,30 +28,20 @@ from torchjd.autojac import jac_to_grad, mtl_backward  # noqa: E402
 from paretomtl import solvers  # noqa: E402
 from paretomtl.adapters import torchjd as ptjd  # noqa: E402
 from paretomtl.adapters.torch import Aggregator  # noqa: E402
-from tests.solvers.test_every_method_hard import MIN_TASKS, OPTIONS_FOR, hard_jacobian  # noqa: E402
+from tests.solvers.test_every_method_hard import (  # noqa: E402
+    FAMILIES,
+    MIN_TASKS,
+    OPTIONS_FOR,
+    hard_jacobian,
+    takes,
+)
 
 METHODS = solvers.available()
 NEEDS_GRADS = {n for n in METHODS if getattr(solvers.get(n), "needs_grads", False)}
-FAMILIES = (
-    "gaussian",
-    "conflicting",
-    "rank-deficient",
-    "scaled",
-    "near-duplicate",
-    "duplicate",
-    "opposite",
-    "zero-rows",
-    "zero",
-)
 SIZES = (2, 5)
 LARGE = {"conflicting": 17, "scaled": 17}  # one larger K for these families
 STEPS = 3
 RTOL = 1e-6
-
-
-def _takes(obj, name):
-    target = obj.update if inspect.isclass(obj) else obj
-    return name in inspect.signature(target).parameters
 
 
 def _options(name, K):
@@ -74,7 +64,7 @@ def reference(name, K):
 
 
 def reads_losses(name):
-    return _takes(solvers.get(name), "losses")
+    return takes(solvers.get(name), "losses")
 
 
 def steps_of(J, steps=STEPS):

@@ -58,7 +58,8 @@ def hard_jacobian(family: str, K: int, seed: int = 0) -> np.ndarray:
     return J
 
 
-def _takes(obj, name: str) -> bool:
+def takes(obj, name: str) -> bool:
+    """Whether a method (its function, or its class's ``update``) has parameter ``name``."""
     target = obj.update if inspect.isclass(obj) else obj
     return name in inspect.signature(target).parameters
 
@@ -68,11 +69,11 @@ def _run(name: str, J: np.ndarray, *, gram_only: bool = False, steps: int = 3):
     entry = solvers.info(name)
     K = J.shape[0]
     losses = np.linspace(1.0, 2.0, K)
-    options = {"seed": 0} if _takes(entry.obj, "seed") or "seed" in _init_params(entry) else {}
+    options = {"seed": 0} if takes(entry.obj, "seed") or "seed" in _init_params(entry) else {}
     options.update(OPTIONS_FOR.get(name, lambda K: {})(K))
     if entry.kind == "stateful-gradient":
         method = solvers.method(name, num_tasks=K, **options)
-        extra = {"losses": losses} if _takes(entry.obj, "losses") else {}
+        extra = {"losses": losses} if takes(entry.obj, "losses") else {}
     else:
         method = solvers.method(name, **options)
         extra = {"losses": losses}  # a Solver passes them only to methods that read them
