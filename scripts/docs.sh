@@ -54,6 +54,10 @@ case "${1:-}" in
         capture lightning_training --out "$work/lightning"
         capture torch_training --out "$work/torch_training"
         cp "$work/torch_training/weights.png" "$gallery/torch_training_weights.png"
+        capture preference_toy --out "$work/preference_toy"
+        cp "$work/preference_toy/preference_toy.png" "$gallery/preference_toy_fronts.png"
+        capture pe_ltr --out "$work/pe_ltr"
+        cp "$work/pe_ltr/pe_ltr.png" "$gallery/pe_ltr_weights_tradeoff.png"
         .venv/bin/python -m paretomtl demo --out "$work/demo" > /dev/null
         cp "$work/demo/front.png" "$gallery/demo_front.png"
         ;;
