@@ -58,6 +58,10 @@ case "${1:-}" in
         cp "$work/preference_toy/preference_toy.png" "$gallery/preference_toy_fronts.png"
         capture pe_ltr --out "$work/pe_ltr"
         cp "$work/pe_ltr/pe_ltr.png" "$gallery/pe_ltr_weights_tradeoff.png"
+        capture two_objective_toy --out "$work/two_objective_toy"
+        for f in balanced_x balanced_losses scaled_x scaled_losses; do
+            cp "$work/two_objective_toy/two_objective_toy_$f.png" "$gallery/"
+        done
         .venv/bin/python -m paretomtl demo --out "$work/demo" > /dev/null
         cp "$work/demo/front.png" "$gallery/demo_front.png"
         ;;
