@@ -62,6 +62,10 @@ case "${1:-}" in
         for f in balanced_x balanced_losses scaled_x scaled_losses; do
             cp "$work/two_objective_toy/two_objective_toy_$f.png" "$gallery/"
         done
+        capture momentum_pcgrad --out "$work/momentum_pcgrad"
+        cp "$work/momentum_pcgrad/final_metrics.png" "$gallery/momentum_pcgrad_final_metrics.png"
+        capture multidigits --out "$work/multidigits" # about 15 minutes on 2 cores
+        cp "$work/multidigits/accuracies.png" "$gallery/multidigits_accuracies.png"
         .venv/bin/python -m paretomtl demo --out "$work/demo" > /dev/null
         cp "$work/demo/front.png" "$gallery/demo_front.png"
         ;;
