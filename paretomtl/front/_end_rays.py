@@ -58,13 +58,16 @@ class _HeldCoordinates:
     The held coordinates' bounds collapse to their values and their Jacobian
     columns read 0 (they cannot move, and a non-finite partial there, such as ZDT1's
     :math:`\\partial f_2/\\partial x_1 = -\\infty` at :math:`x_1 = 0`, must not
-    poison the step).
+    poison the step). Hessian-vector products, where the problem has them, are
+    those of the free coordinates (held rows and columns read 0), so that the
+    second pass takes Newton steps as the first does.
     """
 
     def __init__(self, problem, x: np.ndarray, held: np.ndarray) -> None:
         self.problem, self.held = problem, held
         self.n_var, self.n_obj = problem.n_var, problem.n_obj
         self.ideal_point = getattr(problem, "ideal_point", np.zeros(problem.n_obj))
+        self.has_hvp = bool(getattr(problem, "has_hvp", False))
         self.lower = np.where(held, x, problem.lower)
         self.upper = np.where(held, x, problem.upper)
 
@@ -73,6 +76,13 @@ class _HeldCoordinates:
         jacobian = jacobian.copy()
         jacobian[:, self.held] = 0.0
         return values, jacobian
+
+    def hvp_batch(self, X: np.ndarray, V: np.ndarray) -> np.ndarray:
+        V = np.array(V, dtype=np.float64)
+        V[:, self.held] = 0.0
+        H = self.problem.hvp_batch(X, V).copy()
+        H[:, :, self.held] = 0.0
+        return H
 
 
 def _binding_bounds(problem, x: np.ndarray, kept: np.ndarray) -> np.ndarray:
@@ -108,11 +118,28 @@ def _second_pass(single_pass: SinglePass, problem, r, first: PointResult, option
     )
     # The lifted preference cannot be met with the binding bounds held (EPO
     # reports that as not converged), and the first pass may stop short of its
-    # weakly Pareto point; what counts is that the end point is stationary.
+    # weakly Pareto point (its line search ending at rounding); what counts is
+    # that the end point is stationary. But not when a pass ran out of
+    # iterations: more of them might have taken it elsewhere, so that result is
+    # not converged, stationary or not.
     finite = np.where(np.isfinite(jacobian), jacobian, 0.0)
     scale = max(float(np.linalg.norm(finite, axis=1).max()), np.finfo(float).tiny)
-    done = second.converged or out.stationarity <= (1e-8 * scale) ** 2
-    return replace(out, converged=done)
+    stationary = out.stationarity <= (1e-8 * scale) ** 2
+    cap = options.get("max_iter")
+    capped = _ran_out(first, cap) or _ran_out(second, cap)
+    return replace(out, converged=not capped and (second.converged or stationary))
+
+
+def _ran_out(res: PointResult, max_iter: object) -> bool:
+    """Whether a pass used its ``max_iter`` iterations without meeting its test.
+
+    A pass that meets its test stops before its cap (the loops count from 0), so
+    an unconverged pass with ``iterations >= max_iter`` ran out. Passes with a
+    finish or a retry (EPO, Tchebycheff's corner retry) add the iterations of
+    their runs, so this can also flag an unconverged pass whose runs each stopped
+    short of the cap: it then stays unconverged, as it said.
+    """
+    return not res.converged and max_iter is not None and res.iterations >= int(max_iter)
 
 
 def run_with_end_rays(
@@ -131,6 +158,12 @@ def run_with_end_rays(
     extra starts, whose first passes are ``vertex_pass(problem, r, x0,
     max_iter=...)``. Their starts are drawn by :func:`paretomtl.front._common.starts`
     from the bits of the first end point, so that runs repeat.
+
+    ``iterations`` counts every pass run, the extra starts' included. ``converged``
+    is the second pass's, or True where that pass stopped short of its test at a
+    stationary point (EPO: the lifted preference cannot be met with the binding
+    bounds held); False wherever a pass ran out of iterations (``max_iter``)
+    without meeting its test, stationary or not.
     """
     r = check_preference(preference, problem.n_obj)
     if (r > 0).all():
@@ -147,9 +180,11 @@ def run_with_end_rays(
 
     quick = {**options, "max_iter": min(int(options.get("max_iter", _EXTRA_ITER)), _EXTRA_ITER)}
     seed = np.frombuffer(best.x.tobytes(), dtype=np.uint32)
+    iterations = best.iterations
     for x0 in starts(problem, None, seed, _EXTRA_STARTS):
         first = vertex_pass(problem, r, x0, max_iter=quick["max_iter"])
         other = _second_pass(single_pass, problem, r, first, quick)
+        iterations += other.iterations
         if rank(other) < rank(best):
             best = other
-    return best
+    return replace(best, iterations=iterations)  # every start's passes count

@@ -13,6 +13,42 @@ r"""The descent iterations of the scalarisations, in the box.
 The scalarisations' docs (:mod:`paretomtl.front.scalarization` and its
 :func:`~paretomtl.front.tchebycheff`) describe both iterations, their acceptance
 and stopping rules, and why they are built so.
+
+*The objective's rounding floor.* The stopping test is relative to the
+gradients' scale :math:`\sum_i w_i \|\nabla f_i\|` (the larger of its values
+at the start and at the iterate), and float64 cannot always meet it. The end-ray
+pass (:mod:`paretomtl.front._end_rays`) on the Pareto MTL toy, ray (0, 1),
+starts at the end :math:`x = -a`, where :math:`\nabla f_2 = 0`, with
+:math:`f_1` lifted to the weight 1e-8: the scale is
+:math:`10^{-8}\|\nabla f_1\| \approx 7 \cdot 10^{-10}` and ``tol`` asks for a
+projected gradient below 7e-18, while :math:`\nabla f_2 = 2e^{-q}(x + a)`
+carries the rounding of x, about 1e-16, at every point. Armijo's test then
+stops meaning anything: the decrease it asks for, :math:`\sigma
+\nabla\varphi^\top s`, is below the rounding of :math:`\varphi`, so it accepts
+any step that leaves :math:`\varphi` unchanged, and the iteration wandered
+there until ``max_iter`` (10 000 iterations, 4 s, for a point found in one).
+Two rules stop a run that has nothing left to gain at float64 precision:
+
+- A Newton step whose predicted decrease :math:`-\nabla\varphi^\top d / 2` is
+  within ``_GAIN_ULPS`` ulps of :math:`\varphi` cannot be judged by
+  :math:`\varphi`; the projected gradient judges it: it is accepted (halved as
+  usual) when it lowers the projected gradient's norm without raising
+  :math:`\varphi` beyond its rounding. Where no such step does, neither
+  :math:`\varphi` nor the gradient can improve, and the run stops. (This is what
+  takes the toy's lifted pass to its minimiser in one step and stops it.)
+- After ``_STALLS`` accepted steps in a row that lower :math:`\varphi` by no
+  more than ``_GAIN_ULPS`` ulps (gradient and min-max steps, whose length does
+  not tell the decrease to expect), the run stops at the point of that streak
+  with the smallest ratio: :math:`\varphi` cannot order them, the gradient can.
+  Ten in a row, not one, so that a step too short to show a gain (the first
+  doublings of t across a flat region) does not end a run.
+
+Both report ``converged`` as the line search does when it runs out of step: the
+ratio at most ``_ROUNDING`` (1e-6), stationary to rounding. The threshold is on
+:math:`\varphi`'s own ulps rather than on the gradients' norms because the
+gradient's rounding is not proportional to its norm (at the toy's end it is the
+rounding of x times the curvature, with :math:`\nabla f_2 = 0`), while the
+rounding of :math:`\varphi` is known wherever :math:`\varphi` is.
 """
 
 from __future__ import annotations
@@ -30,6 +66,8 @@ _T_MIN = 1e-20  # smallest trial step before giving up
 _ROUNDING = 1e-6  # relative stationarity accepted when rounding stops the line search
 _SIGMA_NEWTON = 1e-4  # Armijo's fraction for Newton steps (1/2 is their exact decrease)
 _NEWTON_MIN = 1e-6  # smallest Newton step fraction tried before a gradient step
+_GAIN_ULPS = 4  # a decrease of the objective within this many of its ulps is rounding
+_STALLS = 10  # accepted steps in a row without a gain after which a run ends
 
 
 def _weighted(weights: np.ndarray, jacobian: np.ndarray) -> np.ndarray:
@@ -43,6 +81,11 @@ def max_fraction(x, p, lo, hi, at_bound) -> float:
         room = np.where(p > 0, (hi - x) / p, np.where(p < 0, (lo - x) / p, np.inf))
     room[at_bound] = np.inf
     return float(min(1.0, room.min()))
+
+
+def _no_gain(phi: float, phi_new: float) -> bool:
+    """Whether an accepted step lowered the objective by no more than its rounding."""
+    return phi - phi_new <= _GAIN_ULPS * float(np.spacing(abs(phi)))
 
 
 def _scale(weights: np.ndarray, jacobian: np.ndarray) -> float:
@@ -97,6 +140,16 @@ def _newton_direction(hessian, x, values, jacobian, weights, grad, at_lower, at_
     return d
 
 
+def _projected(
+    problem: object, x: np.ndarray, grad: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The projected gradient's direction -grad, zero where it leaves the box, and the bounds."""
+    at_lower, at_upper = active_bounds(problem, x, 1e-12)
+    p = -grad
+    p[(at_lower & (p < 0)) | (at_upper & (p > 0))] = 0.0
+    return p, at_lower, at_upper
+
+
 def projected_descent(
     problem,
     scalarize: Callable[[np.ndarray], tuple[float, np.ndarray]],
@@ -106,7 +159,8 @@ def projected_descent(
     hessian: Callable | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, int, bool]:
     """Projected Newton where the reduced Hessian is positive definite, else projected
-    gradient; steps capped at the box, Armijo backtracking."""
+    gradient; steps capped at the box, Armijo backtracking; stops at ``tol`` or at
+    phi's rounding floor (module docstring)."""
     lo, hi = problem.lower, problem.upper
     if not getattr(problem, "has_hvp", False):
         hessian = None
@@ -115,17 +169,23 @@ def projected_descent(
     grad = _weighted(weights, jacobian)
     if not np.isfinite(grad).all():
         raise ValueError("the scalarised gradient is not finite at x0; start elsewhere")
-    scale, t = _scale(weights, jacobian), 1.0
+    scale, t, stalls = _scale(weights, jacobian), 1.0, 0
+    best = (x, values, jacobian, phi, np.inf)  # the stall's point with the smallest ratio
     for it in range(max_iter):
-        at_lower, at_upper = active_bounds(problem, x, 1e-12)
-        p = -grad
-        p[(at_lower & (p < 0)) | (at_upper & (p > 0))] = 0.0  # the projected gradient
-        ratio = float(np.linalg.norm(p)) / max(scale, _scale(weights, jacobian))
+        p, at_lower, at_upper = _projected(problem, x, grad)
+        size = float(np.linalg.norm(p))
+        ratio = size / max(scale, _scale(weights, jacobian))
         if ratio <= tol:
             return x, values, jacobian, phi, it, True
+        if stalls == 0 or ratio < best[-1]:  # phi cannot order a stall's points: the gradient does
+            best = (x, values, jacobian, phi, ratio)
+        if stalls >= _STALLS:
+            x, values, jacobian, phi, ratio = best
+            return x, values, jacobian, phi, it, ratio <= _ROUNDING
         if hessian is not None:
             d = _newton_direction(hessian, x, values, jacobian, weights, grad, at_lower, at_upper)
             newton = d is not None
+            blind = newton and -0.5 * float(grad @ d) <= _GAIN_ULPS * float(np.spacing(abs(phi)))
             u = 1.0
             while newton and u >= _NEWTON_MIN:
                 alpha = max_fraction(x, u * d, lo, hi, at_lower | at_upper)
@@ -135,17 +195,26 @@ def projected_descent(
                     break
                 v_new, j_new = problem.evaluate(trial)
                 phi_new, w_new = scalarize(v_new)
-                if phi_new <= phi + _SIGMA_NEWTON * (grad @ step):
-                    g_new = _weighted(w_new, j_new)
-                    if np.isfinite(g_new).all():
-                        x, values, jacobian, phi = trial, v_new, j_new, phi_new
-                        weights, grad = w_new, g_new
-                        break
+                g_new = _weighted(w_new, j_new)
+                if not np.isfinite(g_new).all():
+                    ok = False
+                elif blind:  # phi cannot see the step: it must lower the projected gradient
+                    ok = _no_gain(phi_new, phi)
+                    ok = ok and float(np.linalg.norm(_projected(problem, trial, g_new)[0])) < size
+                else:
+                    ok = phi_new <= phi + _SIGMA_NEWTON * (grad @ step)
+                if ok:
+                    stalls = stalls + 1 if _no_gain(phi, phi_new) and not blind else 0
+                    x, values, jacobian, phi = trial, v_new, j_new, phi_new
+                    weights, grad = w_new, g_new
+                    break
                 u *= 0.5
             else:
                 newton = False
             if newton and u >= _NEWTON_MIN and step.any():
                 continue
+            if blind:  # neither phi nor the gradient can improve: float64's floor
+                return x, values, jacobian, phi, it, ratio <= _ROUNDING
         t = min(2.0 * t, _T_MAX)
         while True:
             alpha = max_fraction(x, t * p, lo, hi, at_lower | at_upper)
@@ -162,6 +231,7 @@ def projected_descent(
             t *= 0.5
             if t < _T_MIN:
                 return x, values, jacobian, phi, it, ratio <= _ROUNDING
+        stalls = stalls + 1 if _no_gain(phi, phi_new) else 0
         x, values, jacobian, phi, weights, grad = trial, v_new, j_new, phi_new, w_new, g_new
     return x, values, jacobian, phi, max_iter, False
 
@@ -181,7 +251,8 @@ def minimax_descent(problem, r, z, x, max_iter, tol):
     values, jacobian = problem.evaluate(x)
     phi = _max_term(values, r, z)
     scale = None
-    t, converged, it = 1.0, False, 0
+    t, converged, it, stalls = 1.0, False, 0, 0
+    best = (x, values, jacobian, phi, np.inf)
     for it in range(max_iter):  # noqa: B007 - the count is reported
         B = r[on, None] * jacobian[on]
         if not np.isfinite(B).all():
@@ -193,6 +264,12 @@ def minimax_descent(problem, r, z, x, max_iter, tol):
         ratio = float(np.linalg.norm(d)) / max(scale, _scale(lam, B))
         if ratio <= tol:
             converged = True
+            break
+        if stalls == 0 or ratio < best[-1]:  # as in projected_descent
+            best = (x, values, jacobian, phi, ratio)
+        if stalls >= _STALLS:  # phi's rounding floor (module docstring)
+            x, values, jacobian, phi, ratio = best
+            converged = ratio <= _ROUNDING
             break
         t = min(2.0 * t, _T_MAX)
         while t >= _T_MIN:
@@ -209,6 +286,7 @@ def minimax_descent(problem, r, z, x, max_iter, tol):
         if t < _T_MIN:
             converged = ratio <= _ROUNDING
             break
+        stalls = stalls + 1 if _no_gain(phi, phi_new) else 0
         x, values, jacobian, phi = trial, v_new, j_new, phi_new
     else:
         it = max_iter

@@ -24,7 +24,10 @@ from its set, in few iterations. Stopping at the first bound rather than clippin
 throwing a coordinate onto a bound where another stationary point sits (ZDT2's
 :math:`x_1 = 0`); each capped step adds an active bound. It stops when the
 projected gradient's norm is at most ``tol`` relative to the gradients' scale, or
-after ``max_iter`` iterations (``converged=False``). The exact Tchebycheff
+after ``max_iter`` iterations (``converged=False``), or where the rounding of the
+scalarised objective leaves nothing to gain (the rules are in
+:mod:`paretomtl.front._steps`; ``converged`` then says whether the point is
+stationary to 1e-6). The exact Tchebycheff
 problem is non-smooth; see :func:`tchebycheff` for its min-max step.
 
 *Newton steps.* Where the problem has Hessian-vector products, each iteration
@@ -339,12 +342,15 @@ def tchebycheff_pass(
         # where the others are flat to first order (DTLZ2 at x1 = 0: f3 = 0 while
         # f1, f2 go as cos(x1 pi / 2)); the min-max linearisation stalls there. Step
         # off the bounds by 1e-3 of the box and run again; keep the lower max.
+        # A bound of zero width (a coordinate the end-ray pass holds) does not move:
+        # where no other bound is active, the nudge is x itself and there is no retry.
         width = problem.upper - problem.lower
         nudged = np.where(at_lower, res.x + 1e-3 * width, res.x)
         nudged = np.where(at_upper, nudged - 1e-3 * width, nudged)
-        again = run(nudged)
-        if again.objective < res.objective:
-            res = replace(again, iterations=res.iterations + again.iterations)
+        if (nudged != res.x).any():
+            again = run(nudged)
+            iterations = res.iterations + again.iterations  # both runs count
+            res = replace(again if again.objective < res.objective else res, iterations=iterations)
     return res
 
 
@@ -397,12 +403,16 @@ def tchebycheff(
     :math:`\max_i r_i (f_i - z_i)` drops by at least :math:`\sigma\|d\|^2 / t`
     (the model's own decrease is at least :math:`\|d\|^2/t`, by strong
     convexity), else t is halved; the first trial t is twice the last accepted
-    one. It stops at a Tchebycheff-stationary point (the unit step vanishes) or
-    after ``max_iter`` iterations.
+    one. It stops at a Tchebycheff-stationary point (the unit step vanishes), or
+    after ``max_iter`` iterations, or after ten accepted steps in a row that do not
+    lower the max beyond its rounding (:mod:`paretomtl.front._steps`).
     A run that stops with the terms :math:`r_i (f_i - z_i)` unequal at a point with
     active bounds (a degenerate corner: DTLZ2 at :math:`x_1 = 0`, where
     :math:`f_3 = 0` can rise only along :math:`x_1` and :math:`f_1, f_2` are flat in
-    it) runs once more from 1e-3 of the box inside those bounds; the lower max wins.
+    it) runs once more from 1e-3 of the box inside those bounds; the lower max wins,
+    and the iterations of both runs count. A bound of zero width (a coordinate the
+    end-ray pass holds) is not stepped off; where only such bounds are active there
+    is no second run (it would repeat the first from the same point).
 
     Args:
         problem: a :class:`paretomtl.problems.Problem` with at most 10 objectives.
