@@ -30,7 +30,20 @@ class PointResult:
         objective: the method's own objective there (the scalarised value; for EPO
             the non-uniformity, for Pareto MTL the min-norm value).
         iterations: iterations taken.
-        converged: False when ``max_iter`` or the line search stopped it first.
+        converged: whether the run met its stopping test. True when its
+            stationarity measure fell to ``tol`` (relative to the gradients'
+            scale; each method's ``tol`` says which measure), and also when it
+            stopped at float64's floor with that measure at most 1e-6: no trial
+            step changed x, the line search fell below its smallest step, or the
+            objective's rounding hid every gain (:mod:`paretomtl.front._steps`).
+            False otherwise: ``max_iter`` ran out first, or such a stop came
+            with the measure above 1e-6. On top of that, EPO needs its finish
+            converged and :math:`\\mu_r \\le \\max(\\text{preference\\_tol},
+            10^{-9})`, Pareto MTL the point inside its sub-region; with zeros in
+            the preference (:mod:`paretomtl.front._end_rays`) it is False where
+            any pass ran out of iterations, else the second pass's value, or True
+            where the bound-aware stationarity is at most
+            :math:`(10^{-8} \\max_i \\|\\nabla f_i\\|)^2`.
         stationarity: :func:`paretomtl.front.bound_aware_stationarity` at ``x``.
         method: the method's registry name.
         preference: (n_obj,) the preference vector as given.

@@ -86,8 +86,6 @@ def _traced(case: str, method: str):
     """
     if (case, method) not in _RUNS:
         problem, rays = CASES[case]
-        if case == "toy" and method == "epo":
-            rays = rays[:1]  # EPO's own first pass takes 2000 iterations (see below)
         calls = []
         original = end_rays._second_pass
 
@@ -132,24 +130,9 @@ def test_toy_end_rays_land_on_their_closed_form(method):
     assert all(second < 50 for _, _, second in calls), calls
 
 
-@pytest.mark.parametrize(
-    "method",
-    [
-        "linear",
-        "stch",
-        "tchebycheff",
-        pytest.param(
-            "epo",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="EPO's first pass (epo.py, not the end-ray pass) takes 2002 "
-                "iterations: its descent steps, Armijo sigma = 1e-4 with t doubled, "
-                "reflect across the valley of f2 around -a and shrink |x + a| by ~1% each",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("method", METHODS)
 def test_toy_end_rays_take_fewer_than_50_iterations(method):
+    # EPO's first pass took 2002 here (tests/front/test_epo_descent.py)
     out, _ = _traced("toy", method)
     assert out.iterations.max() < 50, out.iterations
 
