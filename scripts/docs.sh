@@ -54,6 +54,10 @@ case "${1:-}" in
         capture lightning_training --out "$work/lightning"
         capture torch_training --out "$work/torch_training"
         cp "$work/torch_training/weights.png" "$gallery/torch_training_weights.png"
+        capture gradnorm_synthetic --out "$work/gradnorm_synthetic"
+        for f in two_tasks ten_tasks grid; do
+            cp "$work/gradnorm_synthetic/$f.png" "$gallery/gradnorm_synthetic_$f.png"
+        done
         capture preference_toy --out "$work/preference_toy"
         cp "$work/preference_toy/preference_toy.png" "$gallery/preference_toy_fronts.png"
         capture pe_ltr --out "$work/pe_ltr"

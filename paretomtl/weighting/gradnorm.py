@@ -195,7 +195,7 @@ class GradNorm(LossWeighting):
         updates in the window, where w(t) is the weight vector in force when update t
         was made (the one ``gradnorm(losses, grad_norms)`` returns). It sums to K.
 
-        The GradNorm paper (Chen et al. 2018, section 5.4) reports that these
+        The GradNorm paper (Chen et al. 2018, section 5.3) reports that these
         time-averaged weights, used as fixed loss weights in a fresh run, come close to
         the best fixed weights a grid search finds: a grid search in one run.
 
