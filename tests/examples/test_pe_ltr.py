@@ -9,25 +9,17 @@ interval.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from paretomtl import solvers
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pe_ltr.py"
+from tests.examples import example_module
 
 
 @pytest.fixture(scope="module")
 def pe_ltr():
-    spec = importlib.util.spec_from_file_location("pe_ltr_example", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    with example_module("pe_ltr") as module:
+        yield module
 
 
 @pytest.fixture(scope="module")

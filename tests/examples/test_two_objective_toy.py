@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "two_objective_toy.py"
+from tests.examples import example_module
 
 
 @pytest.fixture(scope="module")
 def toy_module():
-    spec = importlib.util.spec_from_file_location("two_objective_toy", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    try:
-        spec.loader.exec_module(module)
+    with example_module("two_objective_toy") as module:
         yield module
-    finally:
-        del sys.modules[spec.name]
 
 
 def smooth_points(module, n: int, seed: int = 0) -> np.ndarray:
