@@ -11,27 +11,15 @@ from paretomtl.adapters.torch import problem  # noqa: E402
 from paretomtl.front import simplex_rays, trace  # noqa: E402
 from paretomtl.problems.custom import from_functions  # noqa: E402
 
+# Fonseca-Fleming in numpy with closed-form derivatives (f, Jacobian, the parts d, e).
+from tests.problems.test_custom import ff_f, ff_jac, ff_parts  # noqa: E402
+
 
 def ff_torch(x):
     a = 1.0 / math.sqrt(x.numel())
     return torch.stack(
         [1.0 - torch.exp(-((x - a) ** 2).sum()), 1.0 - torch.exp(-((x + a) ** 2).sum())]
     )
-
-
-# Fonseca-Fleming in numpy with closed-form derivatives:
-# f = 1 - exp(-|d|^2): grad = 2 e d, Hess = 2 e (I - 2 d d^T), d = x -+ a.
-def ff_parts(x):
-    a = np.full(len(x), 1.0 / np.sqrt(len(x)))
-    return [(d, np.exp(-(d @ d))) for d in (x - a, x + a)]
-
-
-def ff_f(x):
-    return np.array([1.0 - e for _, e in ff_parts(x)])
-
-
-def ff_jac(x):
-    return np.stack([2.0 * e * d for d, e in ff_parts(x)])
 
 
 def ff_hvp(x, v):
